@@ -1,0 +1,207 @@
+"""One exception tree for everything the Rivya client can raise.
+
+API errors are keyed by Rivya's ``error.code`` (not the HTTP status); each carries the HTTP status,
+code, message and ``requestId``. Exceptions never do I/O and never hold the API key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+class RivyaError(Exception):
+    """Base class of every error raised by this package."""
+
+
+class _KeywordArgsError(RivyaError):
+    """Makes errors with keyword-only ``__init__`` picklable (Airflow ships exceptions around)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.__dict__.copy(), self.args))
+
+
+def _rebuild(cls: type[RivyaError], state: dict[str, Any], args: tuple[Any, ...]) -> Any:
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    error.args = args
+    return error
+
+
+class InvalidInputError(RivyaError):
+    """The request is wrong and retrying cannot fix it (local check or ``validation_failed``)."""
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One reason an input was rejected locally."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class RequestValidationError(_KeywordArgsError, InvalidInputError, ValueError):
+    """Input rejected locally, before any request or credit was spent."""
+
+    def __init__(self, problems: list[FieldProblem], *, subject: str = "request") -> None:
+        self.problems = problems
+        lines = "; ".join(str(p) for p in problems)
+        super().__init__(f"invalid {subject}: {lines}")
+
+    @property
+    def fields(self) -> list[str]:
+        return [p.field for p in self.problems]
+
+
+class RivyaTransportError(RivyaError):
+    """The request did not get an HTTP answer (connection, timeout, protocol), after retries."""
+
+
+class RivyaAPIError(_KeywordArgsError):
+    """Rivya answered with an error envelope (or a non-2xx status without one)."""
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        status_code: int,
+        code: str,
+        message: str,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        #: Seconds the server asked us to wait (``Retry-After``), if it said.
+        self.retry_after = retry_after
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        request = f" (requestId {self.request_id})" if self.request_id else ""
+        return f"Rivya {self.code} [HTTP {self.status_code}]: {self.message}{request}"
+
+
+class AuthenticationError(RivyaAPIError):
+    """The API key is missing, unknown, revoked or expired (HTTP 401)."""
+
+
+class PermissionDeniedError(RivyaAPIError):
+    """The API key lacks the scope this endpoint needs (``api_scope_denied``)."""
+
+
+class ValidationFailedError(RivyaAPIError, InvalidInputError):
+    """Rivya rejected the body, model, prompt or params (``validation_failed``)."""
+
+
+class NotFoundError(RivyaAPIError):
+    """The task or file does not exist or belongs to another account (``not_found``)."""
+
+
+class IdempotencyConflictError(RivyaAPIError):
+    """The Idempotency-Key was used with another body, or its first request is still running.
+
+    Only the second case is worth retrying; the emulator marks it with ``Retry-After``.
+    """
+
+    @property
+    def in_flight(self) -> bool:
+        return self.retry_after is not None
+
+
+class InsufficientCreditsError(RivyaAPIError):
+    """The wallet holds fewer credits than the generation needs (``insufficient_credits``)."""
+
+
+class RateLimitedError(RivyaAPIError):
+    """Too many requests in the window (``rate_limited``); retry after a pause."""
+
+    retryable = True
+
+
+class ServiceUnavailableError(RivyaAPIError):
+    """The Public API is switched off for now (``public_api_disabled``); retry later."""
+
+    retryable = True
+
+
+class ServerError(RivyaAPIError):
+    """An unexpected 5xx answer; retried, as any unknown 5xx code."""
+
+    retryable = True
+
+
+_BY_CODE: dict[str, type[RivyaAPIError]] = {
+    "api_key_missing": AuthenticationError,
+    "api_key_invalid": AuthenticationError,
+    "api_key_revoked": AuthenticationError,
+    "api_key_expired": AuthenticationError,
+    "api_scope_denied": PermissionDeniedError,
+    "validation_failed": ValidationFailedError,
+    "not_found": NotFoundError,
+    "idempotency_conflict": IdempotencyConflictError,
+    "insufficient_credits": InsufficientCreditsError,
+    "rate_limited": RateLimitedError,
+    "public_api_disabled": ServiceUnavailableError,
+}
+
+
+def error_class_for(code: str, status_code: int) -> type[RivyaAPIError]:
+    """Pick the exception class for an error: by code, else unknown 5xx retryable, 4xx not."""
+    if code in _BY_CODE:
+        return _BY_CODE[code]
+    if status_code == 429:
+        return RateLimitedError
+    if status_code >= 500:
+        return ServerError
+    return RivyaAPIError
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Tell whether one more attempt of the same request may succeed."""
+    if isinstance(error, RivyaTransportError):
+        return True
+    if isinstance(error, IdempotencyConflictError):
+        return error.in_flight
+    return isinstance(error, RivyaAPIError) and error.retryable
+
+
+class GenerationFailedError(_KeywordArgsError):
+    """A generation task ended in ``failed``; no credits were charged for it."""
+
+    def __init__(self, *, task_id: str, code: str, message: str) -> None:
+        self.task_id = task_id
+        self.code = code
+        self.message = message
+        super().__init__(f"generation {task_id} failed: {code}: {message}")
+
+
+class GenerationTimeoutError(_KeywordArgsError):
+    """The deadline passed before the task reached a terminal status."""
+
+    def __init__(self, *, task_id: str, last_status: str, waited_seconds: float) -> None:
+        self.task_id = task_id
+        self.last_status = last_status
+        self.waited_seconds = waited_seconds
+        super().__init__(
+            f"generation {task_id} still {last_status} after {waited_seconds:.1f}s; "
+            "it may still finish: wait for it again with the same task id"
+        )
+
+
+class DownloadTooLargeError(_KeywordArgsError):
+    """A result download exceeded the size cap; nothing was left at the destination."""
+
+    def __init__(self, *, url: str, limit_bytes: int) -> None:
+        self.url = url
+        self.limit_bytes = limit_bytes
+        super().__init__(f"download of {url} exceeds the cap of {limit_bytes} bytes")
+
+
+class UnexpectedResponseError(RivyaError):
+    """A 2xx answer whose body does not match the documented shape."""
