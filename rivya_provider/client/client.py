@@ -90,7 +90,6 @@ class _ClientBase:
     @staticmethod
     def _upload_call(upload: PreparedUpload, handle: BinaryIO) -> Call:
         def files() -> dict[str, Any]:
-            handle.seek(upload.start if handle is upload.source else 0)
             return upload.multipart(handle)
 
         return Call("POST", "/files", data=upload.form(), files=files)

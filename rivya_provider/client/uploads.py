@@ -55,7 +55,6 @@ class PreparedUpload:
     size_bytes: int
     model: str | None
     client_request_id: str | None
-    start: int = 0
 
     def form(self) -> dict[str, str]:
         fields = {"kind": str(self.kind)}
@@ -72,7 +71,6 @@ class PreparedUpload:
             with open(self.source, "rb") as handle:
                 yield handle
         else:
-            self.source.seek(self.start)
             yield self.source
 
     def multipart(self, handle: IO[bytes]) -> dict[str, Any]:
@@ -89,7 +87,7 @@ def prepare_upload(
 ) -> PreparedUpload:
     """Check an upload against the Files API limits without sending anything.
 
-    :param source: a path, bytes, or a seekable binary file object (read from its position).
+    :param source: a path, bytes, or a seekable binary file object (uploaded from its start).
     :param kind: ``image``, ``video`` or ``audio``; inferred from the content when omitted.
     :param model: when given, the model's own limits apply (and Rivya checks it accepts the kind).
     :param name: the file name Rivya records; defaults to the path's or file object's name.
@@ -100,10 +98,11 @@ def prepare_upload(
         source = io.BytesIO(source)
     name = name or _name_of(source)
     with _opened(source) as handle:
-        start = handle.tell()
+        # httpx rewinds file objects to 0 for every attempt, so the whole file is what counts.
+        handle.seek(0)
         head = handle.read(SIGNATURE_BYTES)
-        size = handle.seek(0, os.SEEK_END) - start
-        handle.seek(start)
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(0)
     problems = _problems(name, head, size, kind, model, client_request_id)
     if problems:
         raise RequestValidationError(problems, subject=f"upload of {name!r}")
@@ -117,7 +116,6 @@ def prepare_upload(
         size_bytes=size,
         model=model,
         client_request_id=client_request_id,
-        start=start,
     )
 
 
