@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest bench lock emulator clean
+.PHONY: test demo lint typecheck pytest bench lock emulator clean
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	touch $(STAMP)
 
 test: lint typecheck pytest
+
+# Runs against the embedded emulator; set RIVYA_API_KEY (and RIVYA_BASE_URL) for a real account.
+demo: $(STAMP)
+	$(BIN)/python docs/examples/client_quickstart.py demo-output
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncio
+import time
+
 import httpx
 
 from rivya_provider.client import AsyncRivyaClient, PollPolicy, RetryPolicy, RivyaClient, Timeouts
@@ -18,10 +21,15 @@ FLAVOURS = ("sync", "async")
 
 @dataclass
 class FakeClock:
-    """Monotonic time that only moves when someone sleeps; records every pause."""
+    """Monotonic time that moves by the pauses asked for; records every pause.
+
+    ``real_sleep_cap`` really sleeps up to that many seconds per pause, so a server on the other
+    side sees time pass (the emulator's task schedule) without tests waiting out long backoffs.
+    """
 
     now: float = 1000.0
     sleeps: list[float] = field(default_factory=list)
+    real_sleep_cap: float = 0.0
 
     def __call__(self) -> float:
         return self.now
@@ -29,9 +37,14 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+        if self.real_sleep_cap:
+            time.sleep(min(seconds, self.real_sleep_cap))
 
     async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
+        self.sleeps.append(seconds)
+        self.now += seconds
+        if self.real_sleep_cap:
+            await asyncio.sleep(min(seconds, self.real_sleep_cap))
 
 
 @dataclass
@@ -66,9 +79,11 @@ def make_api(
     retry: RetryPolicy | None = None,
     poll: PollPolicy | None = None,
     timeouts: Timeouts | None = None,
+    transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+    real_sleep_cap: float = 0.0,
 ) -> Api:
     """Build a client of ``flavour``; with ``handler`` it talks to an ``httpx.MockTransport``."""
-    clock = FakeClock()
+    clock = FakeClock(real_sleep_cap=real_sleep_cap)
     common: dict[str, Any] = {
         "api_key": api_key,
         "base_url": base_url,
@@ -77,7 +92,10 @@ def make_api(
         "timeouts": timeouts,
         "clock": clock,
     }
-    transport = httpx.MockTransport(handler) if handler else None
+    if handler:
+        transport = httpx.MockTransport(handler)
     if flavour == "async":
+        assert transport is None or isinstance(transport, httpx.AsyncBaseTransport)
         return Api(AsyncRivyaClient(transport=transport, sleep=clock.asleep, **common), clock)
+    assert transport is None or isinstance(transport, httpx.BaseTransport)
     return Api(RivyaClient(transport=transport, sleep=clock.sleep, **common), clock)

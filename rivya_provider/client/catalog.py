@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -143,52 +143,50 @@ class ModelSpec:
         )
 
 
-_KONTEXT_PARAMS = (
-    ParamSpec(
-        "aspectRatio", "select", "16:9", options=("21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
+_KONTEXT_PRO = ModelSpec(
+    id="flux-kontext-pro",
+    display_name="Flux Kontext Pro",
+    base_credits=4,
+    max_prompt_length=None,
+    max_reference_images=1,
+    params=(
+        ParamSpec(
+            "aspectRatio", "select", "16:9", options=("21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
+        ),
+        ParamSpec("outputFormat", "select", "jpeg", options=("jpeg", "png")),
+        ParamSpec("enableTranslation", "select", "true", options=("true", "false")),
+        ParamSpec("promptUpsampling", "select", "false", options=("false", "true")),
+        ParamSpec("safetyTolerance", "number", 2, min=0, max=6),
+        ParamSpec("watermark", "text"),
     ),
-    ParamSpec("outputFormat", "select", "jpeg", options=("jpeg", "png")),
-    ParamSpec("enableTranslation", "select", "true", options=("true", "false")),
-    ParamSpec("promptUpsampling", "select", "false", options=("false", "true")),
-    ParamSpec("safetyTolerance", "number", 2, min=0, max=6),
-    ParamSpec("watermark", "text"),
+)
+
+_FLUX_2_FLEX = ModelSpec(
+    id="flux-2-flex",
+    display_name="Flux 2 Flex",
+    base_credits=14,
+    max_prompt_length=5000,
+    max_reference_images=8,
+    params=(
+        ParamSpec(
+            "aspectRatio",
+            "select",
+            "1:1",
+            options=("1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3"),
+        ),
+        ParamSpec("resolution", "select", "1K", options=("1K", "2K")),
+    ),
 )
 
 #: The models documented on rivya.ai (reviewed 2026-05-11), by public id.
 CATALOG: Mapping[str, ModelSpec] = {
     spec.id: spec
     for spec in (
-        ModelSpec(
-            id="flux-2-flex",
-            display_name="Flux 2 Flex",
-            base_credits=14,
-            max_prompt_length=5000,
-            max_reference_images=8,
-            params=(
-                ParamSpec(
-                    "aspectRatio",
-                    "select",
-                    "1:1",
-                    options=("1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3"),
-                ),
-                ParamSpec("resolution", "select", "1K", options=("1K", "2K")),
-            ),
-        ),
-        ModelSpec(
-            id="flux-kontext-pro",
-            display_name="Flux Kontext Pro",
-            base_credits=4,
-            max_prompt_length=None,
-            max_reference_images=1,
-            params=_KONTEXT_PARAMS,
-        ),
-        ModelSpec(
-            id="flux-kontext-max",
-            display_name="Flux Kontext Max",
-            base_credits=8,
-            max_prompt_length=None,
-            max_reference_images=1,
-            params=_KONTEXT_PARAMS,
+        _FLUX_2_FLEX,
+        _KONTEXT_PRO,
+        # Identical to Kontext Pro but for its price.
+        replace(
+            _KONTEXT_PRO, id="flux-kontext-max", display_name="Flux Kontext Max", base_credits=8
         ),
     )
 }
