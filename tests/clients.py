@@ -6,11 +6,10 @@ Test bodies are async and call ``await api("get_credits")``; for the async flavo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import asyncio
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 

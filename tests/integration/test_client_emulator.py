@@ -188,7 +188,7 @@ class _DropAuthorization(httpx.AsyncBaseTransport, httpx.BaseTransport):
 async def test_every_key_error_code_is_typed(
     api_for: ApiFactory, emulator: RunningEmulator
 ) -> None:
-    cases = [
+    cases: list[tuple[str, dict[str, Any]]] = [
         ("api_key_missing", {"transport": _DropAuthorization()}),
         ("api_key_invalid", {"api_key": "rvya_sk_not_a_real_key"}),
         ("api_key_revoked", {"api_key": emulator.add_key(status="revoked")}),
@@ -198,7 +198,7 @@ async def test_every_key_error_code_is_typed(
         with pytest.raises(AuthenticationError) as caught:
             await api_for(**overrides)("get_credits")
         assert (caught.value.code, caught.value.status_code) == (code, 401)
-        assert caught.value.request_id and caught.value.request_id.startswith("req_")
+        assert str(caught.value.request_id).startswith("req_")
     assert requests_to(emulator, "GET /api/v1/credits") == len(cases)
 
 
@@ -330,9 +330,7 @@ async def test_server_errors_are_retried(api: Api, emulator: RunningEmulator) ->
     assert (caught.value.code, caught.value.status_code) == ("internal_error", 500)
 
 
-async def test_a_disabled_api_is_retried_then_reported(
-    api: Api, emulator: RunningEmulator
-) -> None:
+async def test_a_disabled_api_is_retried_then_reported(api: Api, emulator: RunningEmulator) -> None:
     emulator.set_faults(api_disabled=True)
     with pytest.raises(ServiceUnavailableError) as caught:
         await api("get_credits")
