@@ -1,6 +1,6 @@
 # `make test` and `make demo` work on a fresh machine with only Python 3.11: they bootstrap .venv
 # with uv from the committed lock (bytecode compiled, which halves Airflow's import time).
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
