@@ -95,11 +95,10 @@ class _ClientBase:
         return Call("POST", "/files", data=upload.form(), files=files)
 
     def _wait_plan(
-        self, task_id: str, timeout: float | None, poll_interval: float | None, first: float | None
+        self, timeout: float | None, poll_interval: float | None, first: float | None
     ) -> _WaitPlan:
         policy = self.config.poll
         return _WaitPlan(
-            task_id=task_id,
             clock=self._clock,
             timeout=policy.timeout if timeout is None else timeout,
             interval=policy.interval if poll_interval is None else poll_interval,
@@ -113,13 +112,11 @@ class _WaitPlan:
     def __init__(
         self,
         *,
-        task_id: str,
         clock: Callable[[], float],
         timeout: float,
         interval: float,
         first_delay: float,
     ) -> None:
-        self.task_id = task_id
         self._clock = clock
         self._started = clock()
         self._deadline = self._started + timeout
@@ -287,7 +284,7 @@ class RivyaClient(_ClientBase):
         :param first_delay: seconds before the first poll (default from ``poll``).
         :param raise_on_failure: raise :class:`GenerationFailedError` for a failed task.
         """
-        plan = self._wait_plan(task_id, timeout, poll_interval, first_delay)
+        plan = self._wait_plan(timeout, poll_interval, first_delay)
         delay = plan.first_delay
         while True:
             self._sleep(delay)
@@ -448,7 +445,7 @@ class AsyncRivyaClient(_ClientBase):
         raise_on_failure: bool = True,
     ) -> GenerationTask:
         """Poll until the task succeeds or fails; see :meth:`RivyaClient.wait_for_generation`."""
-        plan = self._wait_plan(task_id, timeout, poll_interval, first_delay)
+        plan = self._wait_plan(timeout, poll_interval, first_delay)
         delay = plan.first_delay
         while True:
             await self._sleep(delay)
