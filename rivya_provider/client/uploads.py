@@ -103,11 +103,13 @@ def prepare_upload(
         head = handle.read(SIGNATURE_BYTES)
         size = handle.seek(0, os.SEEK_END)
         handle.seek(0)
-    problems = _problems(name, head, size, kind, model, client_request_id)
+    problems = upload_problems(
+        name=name, head=head, size=size, kind=kind, model=model, client_request_id=client_request_id
+    )
     if problems:
         raise RequestValidationError(problems, subject=f"upload of {name!r}")
     mime_type = detect_mime_type(head)
-    assert mime_type is not None  # _problems() rejected unknown types
+    assert mime_type is not None  # upload_problems() rejected unknown types
     return PreparedUpload(
         source=source,
         name=name,
@@ -119,7 +121,8 @@ def prepare_upload(
     )
 
 
-def _problems(
+def upload_problems(
+    *,
     name: str,
     head: bytes,
     size: int,
@@ -127,6 +130,15 @@ def _problems(
     model: str | None,
     client_request_id: str | None,
 ) -> list[FieldProblem]:
+    """List what the Files API would refuse in an upload (the emulator applies the same rules).
+
+    :param name: the file name, for messages.
+    :param head: the file's first bytes (at least :data:`SIGNATURE_BYTES` when it is that long).
+    :param size: the file's size in bytes.
+    :param kind: the kind asked for, or ``None`` to infer it from the content.
+    :param model: the model whose limits apply, if any.
+    :param client_request_id: the caller's trace id, if any.
+    """
     mime_type = detect_mime_type(head)
     inferred = kind_of(mime_type) if mime_type else None
     if kind is not None and kind not in set(FileKind):

@@ -18,7 +18,6 @@ from starlette.datastructures import FormData, UploadFile
 from rivya_provider.client.catalog import (
     CATALOG,
     ModelSpec,
-    file_limit,
     pydantic_problems,
     validate_generation,
 )
@@ -29,7 +28,7 @@ from rivya_provider.client.models import (
     FileKind,
     GenerationRequest,
 )
-from rivya_provider.client.uploads import SIGNATURE_BYTES, detect_mime_type
+from rivya_provider.client.uploads import SIGNATURE_BYTES, detect_mime_type, upload_problems
 from rivya_provider.emulator.errors import validation_failed
 
 _BODY_KEYS = ("model", "prompt", "params", "client_request_id")
@@ -125,31 +124,25 @@ async def check_upload(form: FormData) -> CheckedUpload:
     model = _text_field(form, "model") or None
     if model is not None and model not in CATALOG:
         raise validation_failed(f"model: {model!r} is not available; available: {_model_ids()}")
-    trace_id = _text_field(form, "client_request_id")
-    if trace_id is not None and len(trace_id) > CLIENT_REQUEST_ID_MAX:
-        raise validation_failed(
-            f"client_request_id: is {len(trace_id)} characters; at most {CLIENT_REQUEST_ID_MAX}"
-        )
-    file_kind = FileKind(kind)
-    limit = file_limit(file_kind, model=model)
-    if limit is None:
-        raise validation_failed(f"kind: model {model} does not accept {kind} files")
     name = upload.filename or "upload"
-    # One byte past the limit is enough to know it is too big, without holding more.
-    data = await upload.read(limit.max_bytes + 1)
-    if not data:
-        raise validation_failed(f"file: {name!r} is empty")
-    if len(data) > limit.max_bytes:
-        raise validation_failed(
-            f"file: {name!r} is larger than {limit.max_bytes} bytes, "
-            f"the most {kind} files may be{_for_model(model)}"
-        )
-    mime_type = detect_mime_type(data[:SIGNATURE_BYTES])
-    if mime_type not in limit.mime_types:
-        raise validation_failed(
-            f"file: {name!r} is {mime_type or 'an unknown type'} by its content; "
-            f"{kind} files{_for_model(model)} may be {', '.join(limit.mime_types)}"
-        )
+    head = await upload.read(SIGNATURE_BYTES)
+    # Starlette's parser counts the size, so an oversize file is refused without reading it.
+    size = upload.size if upload.size is not None else len(head + await upload.read())
+    problems = upload_problems(
+        name=name,
+        head=head,
+        size=size,
+        kind=kind,
+        model=model,
+        client_request_id=_text_field(form, "client_request_id"),
+    )
+    if problems:
+        raise validation_failed("; ".join(str(p) for p in problems))
+    await upload.seek(0)
+    data = await upload.read()
+    mime_type = detect_mime_type(head)
+    assert mime_type is not None  # upload_problems() rejected unknown types
+    file_kind = FileKind(kind)
     return CheckedUpload(
         kind=file_kind,
         model=model,
@@ -174,10 +167,6 @@ def _text_field(form: FormData, name: str) -> str | None:
     if not isinstance(value, str):
         raise validation_failed(f"{name}: must be a text field, not a file")
     return value
-
-
-def _for_model(model: str | None) -> str:
-    return f" for {model}" if model else ""
 
 
 def _model_ids() -> str:
