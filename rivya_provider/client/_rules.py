@@ -30,7 +30,7 @@ from rivya_provider.client.errors import (
     error_class_for,
     is_retryable,
 )
-from rivya_provider.client.models import IDEMPOTENCY_KEY_MAX, ErrorEnvelope
+from rivya_provider.client.models import IDEMPOTENCY_KEY_MAX, ErrorEnvelope, GenerationTask
 
 log = logging.getLogger("rivya_provider.client")
 
@@ -233,6 +233,13 @@ def parse(model: type[_ModelT], response: httpx.Response) -> _ModelT:
             f"HTTP {response.status_code} with a body that is not a {model.__name__}: "
             f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}"
         ) from exc
+
+
+def parse_created_task(response: httpx.Response) -> GenerationTask:
+    """Read a create answer, noting whether it replayed an earlier task for the same key."""
+    task = parse(GenerationTask, response)
+    task._replayed = response.headers.get("Idempotent-Replayed", "").lower() == "true"
+    return task
 
 
 def retry_options(policy: RetryPolicy, call: Call) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from rivya_provider.client.downloads import (
     DownloadedFile,
     DownloadSink,
 )
-from rivya_provider.client.errors import GenerationFailedError, GenerationTimeoutError
+from rivya_provider.client.errors import GenerationTimeoutError
 from rivya_provider.client.models import (
     Credits,
     FileKind,
@@ -131,13 +131,8 @@ class _WaitPlan:
             log.info("Rivya task %s is %s after %.1fs", task.id, task.status, elapsed)
             self._last_status = task.status
         if task.status.is_terminal:
-            if task.status is TaskStatus.FAILED and raise_on_failure:
-                error = task.error
-                raise GenerationFailedError(
-                    task_id=task.id,
-                    code=error.code if error else "generation_failed",
-                    message=error.message if error else "no reason given",
-                )
+            if raise_on_failure:
+                task.raise_for_failure()
             return task
         remaining = self._deadline - self._clock()
         if remaining <= 0:
@@ -257,12 +252,8 @@ class RivyaClient(_ClientBase):
         :param validate: check known models locally first (turn off only for params Rivya added
             after this version).
         """
-        return _rules.parse(
-            GenerationTask,
-            self._send(
-                self._create_call(request, idempotency_key=idempotency_key, validate=validate)
-            ),
-        )
+        call = self._create_call(request, idempotency_key=idempotency_key, validate=validate)
+        return _rules.parse_created_task(self._send(call))
 
     def get_generation(self, task_id: str) -> GenerationTask:
         """Return a task's current status, credits and result."""
@@ -427,7 +418,7 @@ class AsyncRivyaClient(_ClientBase):
     ) -> GenerationTask:
         """Submit a generation; see :meth:`RivyaClient.create_generation`."""
         call = self._create_call(request, idempotency_key=idempotency_key, validate=validate)
-        return _rules.parse(GenerationTask, await self._send(call))
+        return _rules.parse_created_task(await self._send(call))
 
     async def aget_generation(self, task_id: str) -> GenerationTask:
         """Return a task's current status, credits and result."""

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic.alias_generators import to_camel
 
 #: The longest ``client_request_id`` Rivya accepts.
@@ -107,6 +107,24 @@ class GenerationTask(_Response):
     updated_at: datetime
     result: TaskResult | None = None
     error: TaskError | None = None
+    # Set from the create answer's ``Idempotent-Replayed`` header; not part of the body.
+    _replayed: bool = PrivateAttr(default=False)
+
+    @property
+    def replayed(self) -> bool:
+        """True when a create answered with an existing task for its Idempotency-Key."""
+        return self._replayed
+
+    def raise_for_failure(self) -> None:
+        """Raise :class:`GenerationFailedError` (with Rivya's code and message) when failed."""
+        if self.status is TaskStatus.FAILED:
+            from rivya_provider.client.errors import GenerationFailedError
+
+            raise GenerationFailedError(
+                task_id=self.id,
+                code=self.error.code if self.error else "generation_failed",
+                message=self.error.message if self.error else "no reason given",
+            )
 
     @property
     def result_urls(self) -> list[str]:

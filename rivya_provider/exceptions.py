@@ -1,0 +1,81 @@
+"""How Rivya errors reach Airflow: permanent ones fail the task without retries.
+
+Retrying cannot fix invalid input, a bad or under-scoped API key, or an Idempotency-Key reused
+with another body, so those become :class:`RivyaPermanentError` (an ``AirflowFailException``).
+Everything else keeps its own type from :mod:`rivya_provider.client.errors`
+(``InsufficientCreditsError``, ``RateLimitedError``, ``GenerationFailedError``,
+``GenerationTimeoutError``, ...) and follows the task's ``retries``; a ``retry_policy`` can tell
+them apart by type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+from rivya_provider.client import (
+    AuthenticationError,
+    IdempotencyConflictError,
+    InvalidInputError,
+    PermissionDeniedError,
+    RivyaError,
+)
+
+
+class RivyaPermanentError(AirflowFailException, RivyaError):
+    """A Rivya error that retrying cannot fix; the task fails without using its retries.
+
+    The original error is the ``__cause__``; its Rivya ``code`` and ``request_id`` are kept.
+    """
+
+    def __init__(self, message: str, code: str | None = None, request_id: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.request_id = request_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.code, self.request_id))
+
+
+class RivyaInputError(RivyaPermanentError, InvalidInputError):
+    """The inputs are invalid (checked locally, or ``validation_failed`` from Rivya)."""
+
+
+class RivyaAuthError(RivyaPermanentError):
+    """The API key is missing, unknown, revoked, expired, or lacks a scope."""
+
+
+def permanent_failure(error: RivyaError) -> RivyaPermanentError | None:
+    """Return the fail-fast twin of ``error``, or ``None`` when retrying could help."""
+    code = getattr(error, "code", None)
+    request_id = getattr(error, "request_id", None)
+    if isinstance(error, RivyaPermanentError):
+        return None
+    if isinstance(error, InvalidInputError):
+        return RivyaInputError(str(error), code, request_id)
+    if isinstance(error, AuthenticationError | PermissionDeniedError):
+        return RivyaAuthError(str(error), code, request_id)
+    if isinstance(error, IdempotencyConflictError) and not error.in_flight:
+        return RivyaPermanentError(
+            f"{error}. An earlier try sent different data under this task instance's key "
+            "(on Airflow below 3.3, re-uploaded reference files get new URLs); "
+            "set fresh_generation_on_retry=True to generate anew",
+            code,
+            request_id,
+        )
+    return None
+
+
+@contextmanager
+def failing_fast() -> Iterator[None]:
+    """Turn permanent Rivya errors raised inside the block into fail-fast Airflow failures."""
+    try:
+        yield
+    except RivyaError as exc:
+        failure = permanent_failure(exc)
+        if failure is None:
+            raise
+        raise failure from exc

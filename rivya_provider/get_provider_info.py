@@ -1,0 +1,99 @@
+"""Provider metadata Airflow reads through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rivya_provider import __version__
+
+_INTEGRATION = "Rivya"
+
+
+def _seconds_field(label: str, description: str, default: float) -> dict[str, Any]:
+    return {
+        "label": label,
+        "description": description,
+        "schema": {"type": ["number", "null"], "minimum": 0, "default": default},
+    }
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider's hooks, operators, sensors, triggers, links and connection form."""
+    return {
+        "package-name": "airflow-provider-rivya",
+        "name": "Rivya",
+        "description": "AI image generation with the Rivya Public API v1 (https://rivya.ai).",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://rivya.ai/docs/api",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {"integration-name": _INTEGRATION, "python-modules": ["rivya_provider.hooks.rivya"]}
+        ],
+        "operators": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "rivya_provider.operators.generate",
+                    "rivya_provider.operators.files",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["rivya_provider.sensors.generation"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["rivya_provider.triggers.generation"],
+            }
+        ],
+        "extra-links": ["rivya_provider.links.RivyaResultLink"],
+        "connection-types": [
+            {
+                "connection-type": "rivya",
+                "hook-class-name": "rivya_provider.hooks.rivya.RivyaHook",
+                "hook-name": "Rivya",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login", "extra"],
+                    "relabeling": {"host": "Base URL", "password": "API key"},
+                    "placeholders": {
+                        "host": "https://rivya.ai",
+                        "port": "(optional, part of the base URL)",
+                        "password": "rvya_sk_...",
+                    },
+                },
+                "conn-fields": {
+                    "timeout": _seconds_field(
+                        "Request timeout (s)", "Seconds to read or write one HTTP request.", 60
+                    ),
+                    "connect_timeout": _seconds_field(
+                        "Connect timeout (s)", "Seconds to open a connection.", 10
+                    ),
+                    "max_attempts": {
+                        "label": "Attempts per request",
+                        "description": "Tries per request on 429, 5xx and network errors.",
+                        "schema": {
+                            "type": ["integer", "null"],
+                            "minimum": 1,
+                            "maximum": 20,
+                            "default": 5,
+                        },
+                    },
+                    "backoff_max": _seconds_field(
+                        "Longest backoff (s)", "Longest pause between two attempts.", 30
+                    ),
+                    "retry_after_cap": _seconds_field(
+                        "Retry-After cap (s)", "Longest Retry-After honoured.", 60
+                    ),
+                },
+            }
+        ],
+    }

@@ -1,0 +1,209 @@
+"""The Airflow hook that turns a ``rivya`` Connection into Rivya clients."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import weakref
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from airflow.providers.common.compat.sdk import BaseHook
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rivya_provider.client import (
+    DEFAULT_BASE_URL,
+    AsyncRivyaClient,
+    FieldProblem,
+    RequestValidationError,
+    RetryPolicy,
+    RivyaClient,
+    RivyaError,
+    Timeouts,
+)
+from rivya_provider.client.catalog import pydantic_problems
+
+_LOOPBACK_NAMES = {"localhost"}
+
+
+class ConnectionExtras(BaseModel):
+    """The optional settings kept in the Connection's extra JSON (empty form fields are null)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout: float | None = Field(default=None, gt=0)
+    connect_timeout: float | None = Field(default=None, gt=0)
+    max_attempts: int | None = Field(default=None, ge=1, le=20)
+    backoff_max: float | None = Field(default=None, ge=0)
+    retry_after_cap: float | None = Field(default=None, ge=0)
+
+    def timeouts(self) -> Timeouts:
+        default = Timeouts()
+        read = self.timeout or default.read
+        return Timeouts(
+            connect=self.connect_timeout or default.connect,
+            read=read,
+            write=read,
+            pool=default.pool,
+        )
+
+    def retry(self) -> RetryPolicy:
+        default = RetryPolicy()
+        return RetryPolicy(
+            max_attempts=self.max_attempts or default.max_attempts,
+            backoff_max=default.backoff_max if self.backoff_max is None else self.backoff_max,
+            retry_after_cap=(
+                default.retry_after_cap if self.retry_after_cap is None else self.retry_after_cap
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Everything needed to build a client from a Connection; hashable, the key hidden in repr."""
+
+    base_url: str
+    api_key: str
+    timeouts: Timeouts
+    retry: RetryPolicy
+
+    def __repr__(self) -> str:
+        return f"ClientSettings(base_url={self.base_url!r})"
+
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "api_key": self.api_key,
+            "base_url": self.base_url,
+            "timeouts": self.timeouts,
+            "retry": self.retry,
+        }
+
+
+def base_url_of(host: str | None, port: int | None) -> str:
+    """Build the base URL from the Connection's host (scheme optional) and port.
+
+    A host without a scheme means https, except loopback hosts (a local emulator), which mean http.
+    """
+    host = (host or "").strip().rstrip("/")
+    if not host:
+        return DEFAULT_BASE_URL
+    if "://" not in host:
+        host = f"{'http' if _is_loopback(host) else 'https'}://{host}"
+    if port:
+        host = f"{host}:{port}"
+    return host
+
+
+def _is_loopback(host: str) -> bool:
+    name = host.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    if name in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def settings_from_connection(conn: Any) -> ClientSettings:
+    """Read base URL, API key (password only) and extras from an Airflow Connection.
+
+    :raises RequestValidationError: naming the Connection field that is missing or wrong.
+    """
+    where = f"connection {conn.conn_id!r}"
+    api_key = (conn.password or "").strip()
+    if not api_key:
+        raise RequestValidationError(
+            [FieldProblem("password", "holds the Rivya API key (rvya_sk_...) and is empty")],
+            subject=where,
+        )
+    try:
+        extras = ConnectionExtras.model_validate(conn.extra_dejson or {})
+    except ValidationError as exc:
+        allowed = ", ".join(ConnectionExtras.model_fields)
+        problems = pydantic_problems("extra", exc)
+        problems.append(FieldProblem("extra", f"allowed keys: {allowed}"))
+        raise RequestValidationError(problems, subject=where) from None
+    return ClientSettings(
+        base_url=base_url_of(conn.host, conn.port),
+        api_key=api_key,
+        timeouts=extras.timeouts(),
+        retry=extras.retry(),
+    )
+
+
+# One pooled async client per event loop and connection settings: the triggerer runs thousands
+# of triggers in one loop, and they should share connections rather than open a pool each.
+_ASYNC_POOLS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[ClientSettings, AsyncRivyaClient]
+] = weakref.WeakKeyDictionary()
+
+
+def shared_async_client(settings: ClientSettings) -> AsyncRivyaClient:
+    """Return the async client shared by the running event loop for these settings."""
+    loop = asyncio.get_running_loop()
+    pool = _ASYNC_POOLS.setdefault(loop, {})
+    client = pool.get(settings)
+    if client is None:
+        client = pool[settings] = AsyncRivyaClient(**settings.kwargs())
+    return client
+
+
+class RivyaHook(BaseHook):
+    """Talk to the Rivya Public API v1 through an Airflow Connection of type ``rivya``.
+
+    The API key is read from the Connection's password only; the host holds the base URL
+    (``https://rivya.ai`` when empty) and the extras hold timeouts and retry settings.
+
+    :param rivya_conn_id: the Connection to use.
+    """
+
+    conn_name_attr = "rivya_conn_id"
+    default_conn_name = "rivya_default"
+    conn_type = "rivya"
+    hook_name = "Rivya"
+
+    def __init__(self, rivya_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rivya_conn_id = rivya_conn_id
+
+    def __repr__(self) -> str:
+        return f"RivyaHook(rivya_conn_id={self.rivya_conn_id!r})"
+
+    @cached_property
+    def settings(self) -> ClientSettings:
+        """The client settings read from the Connection (looked up once per hook)."""
+        return settings_from_connection(self.get_connection(self.rivya_conn_id))
+
+    @cached_property
+    def client(self) -> RivyaClient:
+        """The blocking client of this hook: one connection pool, reused by every call."""
+        return RivyaClient(**self.settings.kwargs())
+
+    def get_conn(self) -> RivyaClient:
+        """Return the blocking client (Airflow's usual hook entry point)."""
+        return self.client
+
+    async def aget_settings(self) -> ClientSettings:
+        """Read the Connection without blocking the event loop (safe in the triggerer)."""
+        conn = await self.aget_connection(self.rivya_conn_id)
+        return settings_from_connection(conn)
+
+    async def aget_client(self) -> AsyncRivyaClient:
+        """Return the async client shared per event loop and Connection settings."""
+        return shared_async_client(await self.aget_settings())
+
+    def close(self) -> None:
+        """Close the blocking client's connections, if it was ever built."""
+        if "client" in self.__dict__:
+            self.client.close()
+            del self.__dict__["client"]
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Prove the key works with ``GET /api/v1/credits`` (free, read-only)."""
+        try:
+            with RivyaClient(**self.settings.kwargs()) as client:
+                credits = client.get_credits()
+        except RivyaError as exc:
+            return False, str(exc)
+        return True, f"Connected to {self.settings.base_url}: {credits.current_credits} credits"

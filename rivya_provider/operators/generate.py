@@ -1,0 +1,310 @@
+"""``RivyaGenerateOperator``: upload references, submit one generation, wait, hand on a manifest."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import Any, ClassVar
+
+from airflow.providers.common.compat.sdk import BaseOperator, conf
+from pydantic import ValidationError
+
+from rivya_provider.client import (
+    GenerationRequest,
+    GenerationTask,
+    RequestValidationError,
+    TaskStatus,
+    validate_generation,
+)
+from rivya_provider.client.catalog import REFERENCE_ITEMS_PARAM, pydantic_problems
+from rivya_provider.client.downloads import DEFAULT_MAX_DOWNLOAD_BYTES
+from rivya_provider.exceptions import failing_fast
+from rivya_provider.hooks.rivya import RivyaHook
+from rivya_provider.idempotency import KeyChain, input_fingerprint
+from rivya_provider.links import RivyaResultLink
+from rivya_provider.manifest import GenerationManifest
+from rivya_provider.operators._references import (
+    FileSource,
+    ReferenceFile,
+    as_source_list,
+    inspect_files,
+    upload_files,
+)
+from rivya_provider.outputs import copy_results
+from rivya_provider.resume import Submission, TaskMemory, submit_or_resume
+from rivya_provider.triggers.events import read_event
+from rivya_provider.triggers.generation import RivyaGenerationTrigger
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _item_list(value: Any) -> list[dict[str, Any]]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, Mapping):
+        return [dict(value)]
+    return [dict(item) for item in value]
+
+
+class RivyaGenerateOperator(BaseOperator):
+    """Generate media with a Rivya model and return a small JSON manifest of the result.
+
+    Inputs are rendered, then checked locally (prompt, params, reference counts, file types and
+    sizes) before any upload or credit. Reference files are uploaded for you. Waiting happens in
+    the triggerer when ``deferrable`` (the default follows ``[operators] default_deferrable``), or
+    by polling in the worker otherwise.
+
+    **One paid generation per task instance.** The Idempotency-Key comes from the dag id, task
+    id, run id, map index and a fingerprint of the inputs as given (reference files by content
+    hash), never from the try number. On a retry or a cleared task, the generation an earlier try
+    submitted is found again (through ``task_state_store`` on Airflow 3.3+, or Rivya replaying the
+    key): still running, it is waited for; succeeded, it is reused at no charge; failed (which
+    costs nothing), a new one is submitted under the next key of a deterministic chain. A new DAG
+    run, or changed inputs, make a new generation. ``fresh_generation_on_retry=True`` makes
+    every try submit (and pay for) its own generation.
+
+    :param model: Rivya model id, e.g. ``flux-2-flex``; unknown ids are sent as-is.
+    :param prompt: the prompt.
+    :param model_params: the model's ``params`` (e.g. ``{"aspectRatio": "16:9"}``).
+    :param reference_files: local paths or ObjectStoragePath URIs (``s3://``, ``file://``...)
+        to upload and pass as reference media.
+    :param reference_items: reference media items already uploaded, e.g. the XCom of
+        :class:`~rivya_provider.operators.files.RivyaUploadFileOperator`.
+    :param client_request_id: your trace id sent with the request (at most 128 characters).
+    :param rivya_conn_id: the Airflow Connection of type ``rivya``.
+    :param wait_for_completion: wait for the generation to end; when ``False`` the manifest
+        is returned right after submitting (wait later with ``RivyaGenerationSensor``).
+    :param deferrable: wait in the triggerer instead of holding a worker slot.
+    :param generation_timeout: seconds (or timedelta) from the generation's ``created_at``
+        after which waiting fails with ``GenerationTimeoutError``; retries do not extend it.
+    :param poll_interval: seconds between status polls.
+    :param first_poll_delay: seconds between submitting and the first poll.
+    :param max_consecutive_poll_errors: transient poll failures in a row tolerated.
+    :param output_path: folder (ObjectStoragePath URI or local path) to copy results to, as
+        ``<generation id>-<n>.<ext>``; the manifest then lists the copies.
+    :param max_download_bytes: size cap of each copied result.
+    :param fresh_generation_on_retry: opt in to a new (paid) generation on every try.
+    :param validate: check inputs against the known model catalogue; turn off only to send
+        params Rivya added after this release.
+    """
+
+    template_fields: Sequence[str] = (
+        "model",
+        "prompt",
+        "model_params",
+        "reference_files",
+        "reference_items",
+        "client_request_id",
+        "output_path",
+    )
+    template_fields_renderers: ClassVar[dict[str, str]] = {
+        "model_params": "json",
+        "reference_items": "json",
+    }
+    operator_extra_links = (RivyaResultLink(),)
+    ui_color = "#f4e9ff"
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        prompt: str | None = None,
+        model_params: dict[str, Any] | None = None,
+        reference_files: FileSource | Sequence[FileSource] | None = None,
+        reference_items: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
+        client_request_id: str | None = None,
+        rivya_conn_id: str = RivyaHook.default_conn_name,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        generation_timeout: float | timedelta = 1800.0,
+        poll_interval: float = 5.0,
+        first_poll_delay: float = 2.5,
+        max_consecutive_poll_errors: int = 5,
+        output_path: str | None = None,
+        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        fresh_generation_on_retry: bool = False,
+        validate: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.prompt = prompt
+        self.model_params = model_params
+        self.reference_files = reference_files
+        self.reference_items = reference_items
+        self.client_request_id = client_request_id
+        self.rivya_conn_id = rivya_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.generation_timeout = generation_timeout
+        self.poll_interval = poll_interval
+        self.first_poll_delay = first_poll_delay
+        self.max_consecutive_poll_errors = max_consecutive_poll_errors
+        self.output_path = output_path
+        self.max_download_bytes = max_download_bytes
+        self.fresh_generation_on_retry = fresh_generation_on_retry
+        self.validate = validate
+
+    @cached_property
+    def hook(self) -> RivyaHook:
+        return RivyaHook(rivya_conn_id=self.rivya_conn_id)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        with failing_fast():
+            try:
+                return self._execute(context)
+            finally:
+                self.hook.close()
+
+    def _execute(self, context: Any) -> dict[str, Any]:
+        given_items, files = self._checked_inputs()
+        chain = self._key_chain(context, given_items, files)
+        memory = TaskMemory(context.get("task_state_store"))
+        client = self.hook.client
+        uploaded = upload_files(client, files, model=self.model, memory=memory)
+        request = self._request(given_items + uploaded)
+        submission = submit_or_resume(client, request, chain=chain, memory=memory)
+        task = submission.task
+        wire = request.to_wire()
+        RivyaResultLink.persist(
+            context, RivyaResultLink.url_for(task, base_url=self.hook.settings.base_url)
+        )
+        if not self.wait_for_completion or task.status.is_terminal:
+            return self._finish(context, task, wire, submission.origin, submission.idempotency_key)
+        deadline = task.created_at.timestamp() + _seconds(self.generation_timeout)
+        first_delay = self.first_poll_delay if submission.is_new else 0.0
+        if self.deferrable:
+            self._defer(submission, wire, deadline, first_delay)
+        self.log.info("Waiting for generation %s in the worker (deferrable=False)", task.id)
+        task = client.wait_for_generation(
+            task.id,
+            timeout=max(0.0, deadline - time.time()),
+            poll_interval=self.poll_interval,
+            first_delay=first_delay,
+        )
+        return self._finish(context, task, wire, submission.origin, submission.idempotency_key)
+
+    def _defer(
+        self, submission: Submission, wire: dict[str, Any], deadline: float, first_delay: float
+    ) -> None:
+        self.log.info(
+            "Deferring: generation %s is %s; the triggerer polls it every %.1fs",
+            submission.task.id,
+            submission.task.status,
+            self.poll_interval,
+        )
+        self.defer(
+            trigger=RivyaGenerationTrigger(
+                generation_id=submission.task.id,
+                deadline=deadline,
+                rivya_conn_id=self.rivya_conn_id,
+                poll_interval=self.poll_interval,
+                first_delay=first_delay,
+                max_consecutive_errors=self.max_consecutive_poll_errors,
+                carry={
+                    "request": wire,
+                    "origin": submission.origin,
+                    "idempotency_key": submission.idempotency_key,
+                },
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger fired: check its event, copy outputs, return the manifest."""
+        with failing_fast():
+            try:
+                checked = read_event(event)
+                task = checked.result()
+                carry = checked.carry
+                return self._finish(
+                    context,
+                    task,
+                    carry.get("request") or {"model": task.model},
+                    carry.get("origin", "submitted"),
+                    carry.get("idempotency_key"),
+                )
+            finally:
+                self.hook.close()
+
+    def _finish(
+        self,
+        context: Any,
+        task: GenerationTask,
+        wire: dict[str, Any],
+        origin: str,
+        idempotency_key: str | None,
+    ) -> dict[str, Any]:
+        task.raise_for_failure()
+        files = None
+        if task.status is TaskStatus.SUCCEEDED:
+            RivyaResultLink.persist(
+                context, RivyaResultLink.url_for(task, base_url=self.hook.settings.base_url)
+            )
+            if self.output_path:
+                files = copy_results(
+                    self.hook.client, task, self.output_path, max_bytes=self.max_download_bytes
+                )
+                self.log.info("Copied %d result(s) to %s", len(files), self.output_path)
+        manifest = GenerationManifest.describe(
+            task, request=wire, origin=origin, idempotency_key=idempotency_key, files=files
+        )
+        self.log.info(
+            "Generation %s %s (%s): %d credits charged, %s",
+            task.id,
+            task.status,
+            origin,
+            task.final_credits,
+            ", ".join(manifest.result_urls) or "no results yet",
+        )
+        return manifest.model_dump(mode="json")
+
+    def _checked_inputs(self) -> tuple[list[dict[str, Any]], list[ReferenceFile]]:
+        """Check the rendered inputs and reference files; nothing is sent yet."""
+        params = dict(self.model_params or {})
+        given_items = _item_list(params.pop(REFERENCE_ITEMS_PARAM, None))
+        given_items += _item_list(self.reference_items)
+        files = inspect_files(as_source_list(self.reference_files), model=self.model)
+        self._request(given_items + [file.placeholder() for file in files])
+        return given_items, files
+
+    def _request(self, items: list[dict[str, Any]]) -> GenerationRequest:
+        params = {k: v for k, v in (self.model_params or {}).items() if k != REFERENCE_ITEMS_PARAM}
+        if items:
+            params[REFERENCE_ITEMS_PARAM] = items
+        try:
+            request = GenerationRequest(
+                model=self.model,
+                prompt=self.prompt,
+                params=params,
+                client_request_id=self.client_request_id,
+            )
+        except ValidationError as exc:
+            raise RequestValidationError(pydantic_problems("request", exc)) from None
+        return validate_generation(request) if self.validate else request
+
+    def _key_chain(
+        self, context: Any, given_items: list[dict[str, Any]], files: list[ReferenceFile]
+    ) -> KeyChain:
+        ti = context["ti"]
+        params = {k: v for k, v in (self.model_params or {}).items() if k != REFERENCE_ITEMS_PARAM}
+        fingerprint = input_fingerprint(
+            model=self.model,
+            prompt=self.prompt,
+            params=params,
+            reference_items=given_items,
+            reference_file_hashes=[file.sha256 for file in files],
+            client_request_id=self.client_request_id,
+        )
+        return KeyChain.for_task_instance(
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            run_id=context["run_id"],
+            map_index=ti.map_index if ti.map_index is not None else -1,
+            fingerprint=fingerprint,
+            fresh_on_try=ti.try_number if self.fresh_generation_on_retry else None,
+        )

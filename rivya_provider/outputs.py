@@ -1,0 +1,69 @@
+"""Copy generation results to any ObjectStoragePath with safe, deterministic names.
+
+Local destinations are written through a ``.part`` file renamed into place; object stores get a
+single upload per file, which they commit atomically when it completes.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+from rivya_provider.client import GenerationTask, RivyaClient
+from rivya_provider.manifest import ResultFile
+
+_LOCAL_PROTOCOLS = {"", "file", "local"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+
+
+def result_name(task_id: str, index: int, url: str, content_type: str | None = None) -> str:
+    """Name result ``index`` of ``task_id``: only ``[A-Za-z0-9._-]``, stable across reruns."""
+    suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
+    if content_type:
+        suffix = _EXTENSIONS.get(content_type.split(";")[0].strip()) or suffix
+    if not re.fullmatch(r"\.[a-z0-9]{1,5}", suffix):
+        suffix = mimetypes.guess_extension(content_type or "") or ".bin"
+    stem = _UNSAFE.sub("_", task_id).strip("._") or "generation"
+    return f"{stem}-{index}{suffix}"
+
+
+def copy_results(
+    client: RivyaClient,
+    task: GenerationTask,
+    output_path: str | ObjectStoragePath,
+    *,
+    max_bytes: int,
+) -> list[ResultFile]:
+    """Download every result URL of ``task`` into ``output_path`` and describe the copies."""
+    folder = ObjectStoragePath(output_path)
+    local = folder.protocol in _LOCAL_PROTOCOLS
+    folder.mkdir(parents=True, exist_ok=True)
+    copies = []
+    with tempfile.TemporaryDirectory(prefix="rivya-") as scratch:
+        for index, url in enumerate(task.result_urls):
+            staging = Path(folder.path if local else scratch) / f".{task.id}-{index}.download"
+            downloaded = client.download(url, staging, max_bytes=max_bytes)
+            target = folder / result_name(task.id, index, url, downloaded.content_type)
+            if local:
+                staging.replace(target.path)
+            else:
+                with staging.open("rb") as source, target.open("wb") as sink:  # type: ignore[no-untyped-call]
+                    shutil.copyfileobj(source, sink)
+                staging.unlink()
+            copies.append(
+                ResultFile(
+                    path=str(target),
+                    url=url,
+                    size_bytes=downloaded.size_bytes,
+                    content_type=downloaded.content_type,
+                    sha256=downloaded.sha256,
+                )
+            )
+    return copies

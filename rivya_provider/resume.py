@@ -1,0 +1,150 @@
+"""Submit a generation once per task instance, or find the one an earlier try submitted.
+
+On Airflow 3.3+ the task instance's ``task_state_store`` survives retries (XCom does not): the
+Rivya task id and the uploads are recorded there before any waiting. Below 3.3, or when the record
+was lost in a crash, the deterministic key chain of :mod:`rivya_provider.idempotency` makes Rivya
+replay the earlier task instead of billing a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from rivya_provider.client import (
+    GenerationRequest,
+    GenerationTask,
+    RivyaClient,
+    RivyaError,
+    TaskStatus,
+)
+from rivya_provider.idempotency import KeyChain
+
+log = logging.getLogger(__name__)
+
+GENERATION_KEY = "rivya_generation"
+UPLOADS_KEY = "rivya_uploads"
+#: Failed generations one try walks past before giving up (each failure cost nothing).
+MAX_CHAIN_WALK = 25
+
+
+class StateStore(Protocol):
+    """The part of Airflow's ``task_state_store`` accessor this module uses."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+
+class StoredGeneration(BaseModel):
+    """What a try records about its generation; ``chain_id`` ties it to the inputs."""
+
+    chain_id: str
+    link: int
+    task_id: str
+
+
+class TaskMemory:
+    """What this task instance remembers across tries; forgetful when there is no store.
+
+    :param store: ``context["task_state_store"]`` (Airflow 3.3+), or ``None``.
+    """
+
+    def __init__(self, store: StateStore | None) -> None:
+        self.store = store
+
+    @property
+    def durable(self) -> bool:
+        return self.store is not None
+
+    def generation(self, chain: KeyChain) -> StoredGeneration | None:
+        """Return the recorded generation of these inputs, if any (other inputs: none)."""
+        if self.store is None:
+            return None
+        raw = self.store.get(GENERATION_KEY)
+        try:
+            stored = StoredGeneration.model_validate(raw) if raw else None
+        except ValidationError:
+            log.warning("Ignoring an unreadable %s record in task_state_store", GENERATION_KEY)
+            return None
+        return stored if stored is not None and stored.chain_id == chain.chain_id else None
+
+    def remember_generation(self, chain: KeyChain, link: int, task_id: str) -> None:
+        if self.store is not None:
+            record = StoredGeneration(chain_id=chain.chain_id, link=link, task_id=task_id)
+            self.store.set(GENERATION_KEY, record.model_dump())
+
+    def uploads(self) -> dict[str, dict[str, Any]]:
+        """Return earlier uploads as ``{content sha256: reference media item}``."""
+        if self.store is None:
+            return {}
+        raw = self.store.get(UPLOADS_KEY)
+        return dict(raw) if isinstance(raw, dict) else {}
+
+    def remember_upload(self, sha256: str, item: dict[str, Any]) -> None:
+        if self.store is not None:
+            self.store.set(UPLOADS_KEY, {**self.uploads(), sha256: item})
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The generation this try works with, and how it was obtained."""
+
+    task: GenerationTask
+    link: int
+    idempotency_key: str
+    #: ``submitted`` (new), ``replayed`` (the key chain found it) or ``resumed`` (recorded).
+    origin: str
+
+    @property
+    def is_new(self) -> bool:
+        return self.origin == "submitted"
+
+
+def submit_or_resume(
+    client: RivyaClient,
+    request: GenerationRequest,
+    *,
+    chain: KeyChain,
+    memory: TaskMemory,
+) -> Submission:
+    """Return the generation of this task instance: the recorded one, a replay, or a new one.
+
+    A recorded generation that is queued, processing or succeeded is reused. A failed one moves the
+    chain to its next key. At most one new generation is submitted per call.
+
+    :param client: a blocking client.
+    :param request: the validated request (uploads already resolved to URLs).
+    :param chain: the key chain of this task instance and inputs.
+    :param memory: the task instance's memory.
+    """
+    first_link = 0
+    stored = memory.generation(chain)
+    if stored is not None:
+        task = client.get_generation(stored.task_id)
+        log.info("Found generation %s from an earlier try: %s", task.id, task.status)
+        if task.status is not TaskStatus.FAILED:
+            return Submission(task, stored.link, chain.key(stored.link), "resumed")
+        first_link = stored.link + 1
+    for link in range(first_link, first_link + MAX_CHAIN_WALK):
+        key = chain.key(link)
+        task = client.create_generation(request, idempotency_key=key, validate=False)
+        memory.remember_generation(chain, link, task.id)
+        if not task.replayed:
+            log.info("Submitted generation %s (Idempotency-Key %s)", task.id, key)
+            return Submission(task, link, key, "submitted")
+        task = client.get_generation(task.id)
+        log.info("Rivya replayed generation %s for key %s: %s", task.id, key, task.status)
+        if task.status is not TaskStatus.FAILED:
+            return Submission(task, link, key, "replayed")
+    raise ChainExhaustedError(
+        f"{MAX_CHAIN_WALK} earlier generations of this task instance failed; "
+        "set fresh_generation_on_retry=True or change the inputs to start over"
+    )
+
+
+class ChainExhaustedError(RivyaError):
+    """Too many earlier generations of this task instance failed to keep walking the key chain."""

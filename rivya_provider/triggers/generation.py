@@ -1,0 +1,130 @@
+"""The deferrable wait: poll one generation in the triggerer until it ends or times out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from rivya_provider.client import RivyaError
+from rivya_provider.client.errors import is_retryable
+from rivya_provider.hooks.rivya import RivyaHook
+from rivya_provider.triggers.events import GenerationEvent
+
+
+class RivyaGenerationTrigger(BaseTrigger):
+    """Poll a Rivya generation without holding a worker slot; yield exactly one event.
+
+    Only plain values are serialised (never the API key: the Connection is looked up in the
+    triggerer). The deadline is absolute, so a restarted triggerer does not extend the wait.
+
+    :param generation_id: the Rivya task id (``task_...``).
+    :param deadline: Unix time after which the wait ends with a ``timeout`` event.
+    :param rivya_conn_id: the Airflow Connection holding the API key.
+    :param poll_interval: seconds between polls.
+    :param first_delay: seconds before the first poll.
+    :param max_consecutive_errors: transient poll failures in a row tolerated before giving up;
+        each poll already retries its request per the Connection's retry settings.
+    :param carry: plain values handed back untouched in the event (the operator keeps its request
+        summary there, so the resumed task can describe it).
+    """
+
+    def __init__(
+        self,
+        *,
+        generation_id: str,
+        deadline: float,
+        rivya_conn_id: str = RivyaHook.default_conn_name,
+        poll_interval: float = 5.0,
+        first_delay: float = 0.0,
+        max_consecutive_errors: int = 5,
+        carry: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.generation_id = generation_id
+        self.deadline = float(deadline)
+        self.rivya_conn_id = rivya_conn_id
+        self.poll_interval = float(poll_interval)
+        self.first_delay = float(first_delay)
+        self.max_consecutive_errors = int(max_consecutive_errors)
+        self.carry = dict(carry or {})
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "generation_id": self.generation_id,
+                "deadline": self.deadline,
+                "rivya_conn_id": self.rivya_conn_id,
+                "poll_interval": self.poll_interval,
+                "first_delay": self.first_delay,
+                "max_consecutive_errors": self.max_consecutive_errors,
+                "carry": self.carry,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        event = (await self.watch()).model_copy(update={"carry": self.carry})
+        self.log.info(
+            "Generation %s: %s%s",
+            self.generation_id,
+            event.status,
+            f" ({event.code}: {event.message})" if event.code else "",
+        )
+        yield TriggerEvent(event.model_dump(mode="json"))  # type: ignore[no-untyped-call]
+
+    def _remaining(self) -> float:
+        return self.deadline - time.time()
+
+    async def _pause(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, min(seconds, self._remaining())))
+
+    async def watch(self) -> GenerationEvent:
+        """Poll until the generation ends, the deadline passes or an error cannot be waited out."""
+        started = time.monotonic()
+        try:
+            client = await RivyaHook(rivya_conn_id=self.rivya_conn_id).aget_client()
+        except RivyaError as exc:
+            return GenerationEvent.from_error(self.generation_id, exc)
+        await self._pause(self.first_delay)
+        errors = 0
+        last_status = "unknown"
+        while True:
+            if self._remaining() <= 0:
+                return GenerationEvent(
+                    status="timeout",
+                    generation_id=self.generation_id,
+                    last_status=last_status,
+                    waited_seconds=round(time.monotonic() - started, 3),
+                )
+            try:
+                task = await client.aget_generation(self.generation_id)
+            except RivyaError as exc:
+                if not is_retryable(exc) or errors >= self.max_consecutive_errors:
+                    return GenerationEvent.from_error(self.generation_id, exc)
+                errors += 1
+                delay = max(self.poll_interval, getattr(exc, "retry_after", None) or 0.0)
+                self.log.warning(
+                    "Polling %s failed (%d/%d in a row), next try in %.1fs: %s",
+                    self.generation_id,
+                    errors,
+                    self.max_consecutive_errors,
+                    delay,
+                    exc,
+                )
+                await self._pause(delay)
+                continue
+            errors = 0
+            last_status = str(task.status)
+            if task.status.is_terminal:
+                return GenerationEvent.finished(task)
+            self.log.info(
+                "Generation %s is %s; %.0fs left before the deadline",
+                task.id,
+                task.status,
+                self._remaining(),
+            )
+            await self._pause(self.poll_interval)
