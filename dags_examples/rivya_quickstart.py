@@ -12,6 +12,7 @@ or a local emulator's address). The output folder defaults to ``$RIVYA_OUTPUT_DI
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import datetime
 
 from airflow.sdk import DAG, Param
@@ -25,7 +26,10 @@ with DAG(
     catchup=False,
     tags=["rivya", "example"],
     params={
-        "output_dir": Param(os.environ.get("RIVYA_OUTPUT_DIR", "/tmp/rivya-output"), type="string")
+        "output_dir": Param(
+            os.environ.get("RIVYA_OUTPUT_DIR", os.path.join(tempfile.gettempdir(), "rivya-output")),
+            type="string",
+        )
     },
 ) as dag:
     RivyaGenerateOperator(

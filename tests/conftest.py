@@ -1,0 +1,27 @@
+"""Process-wide test setup: a private AIRFLOW_HOME, set before anything imports Airflow."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+_HOME = tempfile.mkdtemp(prefix="rivya-airflow-home-")
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+
+#: DAG files used by the Airflow integration tests.
+TEST_DAGS = Path(__file__).parent / "airflow" / "dags"
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": _HOME,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(TEST_DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+    }
+)
+# A connection left in the environment by the caller must not leak into tests.
+os.environ.pop("AIRFLOW_CONN_RIVYA_DEFAULT", None)
