@@ -8,6 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+pytest_plugins = ["tests.emulator_fixtures"]
+
 _HOME = tempfile.mkdtemp(prefix="rivya-airflow-home-")
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 

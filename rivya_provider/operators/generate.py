@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -12,6 +13,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 from pydantic import ValidationError
 
 from rivya_provider.client import (
+    FieldProblem,
     GenerationRequest,
     GenerationTask,
     RequestValidationError,
@@ -42,11 +44,43 @@ def _seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-def _item_list(value: Any) -> list[dict[str, Any]]:
+def _decoded(value: Any, field: str, expected: str) -> Any:
+    """Accept a JSON string where templates rendered one (unless the DAG renders natively)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise RequestValidationError(
+            [
+                FieldProblem(
+                    field,
+                    f"must be {expected}, got the string {value[:80]!r}; render templates as "
+                    "JSON (| tojson) or set render_template_as_native_obj=True on the DAG",
+                )
+            ]
+        ) from None
+
+
+def _param_dict(value: Any) -> dict[str, Any]:
+    value = _decoded(value, "model_params", "a mapping")
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, Mapping):
+        problem = FieldProblem("model_params", f"must be a mapping, got {type(value).__name__}")
+        raise RequestValidationError([problem])
+    return dict(value)
+
+
+def _item_list(value: Any, field: str) -> list[dict[str, Any]]:
+    value = _decoded(value, field, "a list of reference media items")
     if value is None or value == "":
         return []
     if isinstance(value, Mapping):
         return [dict(value)]
+    if not isinstance(value, Sequence) or not all(isinstance(i, Mapping) for i in value):
+        problem = FieldProblem(field, "must be a list of reference media items (mappings)")
+        raise RequestValidationError([problem])
     return [dict(item) for item in value]
 
 
@@ -69,10 +103,12 @@ class RivyaGenerateOperator(BaseOperator):
 
     :param model: Rivya model id, e.g. ``flux-2-flex``; unknown ids are sent as-is.
     :param prompt: the prompt.
-    :param model_params: the model's ``params`` (e.g. ``{"aspectRatio": "16:9"}``).
+    :param model_params: the model's ``params`` (e.g. ``{"aspectRatio": "16:9"}``), or a
+        JSON string of them as templates render it.
     :param reference_files: local paths or ObjectStoragePath URIs (``s3://``, ``file://``...)
         to upload and pass as reference media.
-    :param reference_items: reference media items already uploaded, e.g. the XCom of
+    :param reference_items: reference media items already uploaded (a list of mappings, or a
+        JSON string), e.g. the XCom of
         :class:`~rivya_provider.operators.files.RivyaUploadFileOperator`.
     :param client_request_id: your trace id sent with the request (at most 128 characters).
     :param rivya_conn_id: the Airflow Connection of type ``rivya``.
@@ -113,9 +149,9 @@ class RivyaGenerateOperator(BaseOperator):
         *,
         model: str,
         prompt: str | None = None,
-        model_params: dict[str, Any] | None = None,
+        model_params: Mapping[str, Any] | str | None = None,
         reference_files: FileSource | Sequence[FileSource] | None = None,
-        reference_items: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
+        reference_items: Any = None,
         client_request_id: str | None = None,
         rivya_conn_id: str = RivyaHook.default_conn_name,
         wait_for_completion: bool = True,
@@ -265,15 +301,21 @@ class RivyaGenerateOperator(BaseOperator):
 
     def _checked_inputs(self) -> tuple[list[dict[str, Any]], list[ReferenceFile]]:
         """Check the rendered inputs and reference files; nothing is sent yet."""
-        params = dict(self.model_params or {})
-        given_items = _item_list(params.pop(REFERENCE_ITEMS_PARAM, None))
-        given_items += _item_list(self.reference_items)
+        params = _param_dict(self.model_params)
+        given_items = _item_list(params.pop(REFERENCE_ITEMS_PARAM, None), "model_params")
+        given_items += _item_list(self.reference_items, "reference_items")
         files = inspect_files(as_source_list(self.reference_files), model=self.model)
         self._request(given_items + [file.placeholder() for file in files])
         return given_items, files
 
+    def _plain_params(self) -> dict[str, Any]:
+        """The rendered ``model_params`` without reference media items (handled separately)."""
+        params = _param_dict(self.model_params)
+        params.pop(REFERENCE_ITEMS_PARAM, None)
+        return params
+
     def _request(self, items: list[dict[str, Any]]) -> GenerationRequest:
-        params = {k: v for k, v in (self.model_params or {}).items() if k != REFERENCE_ITEMS_PARAM}
+        params = self._plain_params()
         if items:
             params[REFERENCE_ITEMS_PARAM] = items
         try:
@@ -291,11 +333,10 @@ class RivyaGenerateOperator(BaseOperator):
         self, context: Any, given_items: list[dict[str, Any]], files: list[ReferenceFile]
     ) -> KeyChain:
         ti = context["ti"]
-        params = {k: v for k, v in (self.model_params or {}).items() if k != REFERENCE_ITEMS_PARAM}
         fingerprint = input_fingerprint(
             model=self.model,
             prompt=self.prompt,
-            params=params,
+            params=self._plain_params(),
             reference_items=given_items,
             reference_file_hashes=[file.sha256 for file in files],
             client_request_id=self.client_request_id,

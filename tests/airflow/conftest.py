@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from rivya_provider.emulator import RunningEmulator
 from tests.conftest import TEST_DAGS
-from tests.integration.conftest import (  # noqa: F401  (fixtures re-exported)
-    FAST_SCHEDULE,
-    START_CREDITS,
-    emulator,
-    emulator_factory,
-)
 
 RunDag = Callable[..., Any]
 
@@ -41,16 +35,14 @@ def connection_json(emulator: RunningEmulator, **extra: Any) -> str:
 
 
 @pytest.fixture
-def rivya_connection(
-    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
-) -> RunningEmulator:
+def rivya_connection(emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> RunningEmulator:
     """Point ``rivya_default`` at the test's emulator (one attempt per request: fast failures)."""
     monkeypatch.setenv("AIRFLOW_CONN_RIVYA_DEFAULT", connection_json(emulator, max_attempts=2))
     return emulator
 
 
 @pytest.fixture
-def run_dag(airflow_db: None) -> Iterator[RunDag]:
+def run_dag(airflow_db: None) -> RunDag:
     """Run a test DAG (from ``tests/airflow/dags``) with ``dag.test(**kwargs)``; return the run."""
     from airflow.dag_processing.dagbag import DagBag
 
@@ -59,4 +51,4 @@ def run_dag(airflow_db: None) -> Iterator[RunDag]:
         assert not bag.import_errors, bag.import_errors
         return bag.get_dag(dag_id).test(**kwargs)
 
-    yield run
+    return run

@@ -10,7 +10,7 @@ import pytest
 
 from rivya_provider.client.catalog import CATALOG
 from rivya_provider.emulator import RunningEmulator, run_emulator
-from tests.integration.conftest import EmulatorFactory
+from tests.emulator_fixtures import EmulatorFactory
 from tests.integration.emulator_support import (
     FLEX,
     KONTEXT,

@@ -11,7 +11,7 @@ import pydantic
 import pytest
 
 from rivya_provider.emulator import RunningEmulator
-from tests.integration.conftest import EmulatorFactory
+from tests.emulator_fixtures import EmulatorFactory
 from tests.integration.emulator_support import (
     FLEX,
     KONTEXT,

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from rivya_provider.emulator import RunningEmulator
-from tests.integration.conftest import EmulatorFactory
+from tests.emulator_fixtures import EmulatorFactory
 from tests.integration.emulator_support import SteppedClock, bearer, error_of, wait_for_status
 
 
