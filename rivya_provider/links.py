@@ -27,5 +27,9 @@ class RivyaResultLink(BaseOperatorLink):
 
     @classmethod
     def persist(cls, context: Any, url: str) -> None:
-        """Store the link now (before deferring), so it shows while the task waits."""
+        """Store the link now (before deferring), so it shows while the task waits.
+
+        Tasks store an empty link first: Airflow reads the link when any try ends, and a try that
+        fails before submitting would otherwise log a misleading "XCom not found" error.
+        """
         context["ti"].xcom_push(key=cls().xcom_key, value=url)

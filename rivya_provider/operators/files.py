@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from rivya_provider.client import FileKind
+from rivya_provider.client import FieldProblem, FileKind, RequestValidationError
 from rivya_provider.exceptions import failing_fast
 from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.operators._references import (
@@ -60,10 +60,12 @@ class RivyaUploadFileOperator(BaseOperator):
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         with failing_fast():
+            sources = as_source_list(self.files)
+            if not sources:
+                problem = FieldProblem("files", "is empty; give at least one path or URI")
+                raise RequestValidationError([problem])
             try:
-                checked = inspect_files(
-                    as_source_list(self.files), model=self.model or None, kind=self.kind or None
-                )
+                checked = inspect_files(sources, model=self.model or None, kind=self.kind or None)
                 items = upload_files(
                     self.hook.client,
                     checked,

@@ -197,6 +197,7 @@ class RivyaGenerateOperator(BaseOperator):
                 self.hook.close()
 
     def _execute(self, context: Any) -> dict[str, Any]:
+        RivyaResultLink.persist(context, "")
         given_items, files = self._checked_inputs()
         chain = self._key_chain(context, given_items, files)
         memory = TaskMemory(context.get("task_state_store"))

@@ -58,6 +58,7 @@ class RivyaGenerationSensor(BaseSensorOperator):
         return RivyaHook(rivya_conn_id=self.rivya_conn_id)
 
     def execute(self, context: Any) -> Any:
+        RivyaResultLink.persist(context, "")
         if not self.deferrable:
             return super().execute(context)
         with failing_fast():
