@@ -278,3 +278,35 @@ def test_rerunning_a_run_after_a_downstream_failure_reuses_the_generation(
     counters = rivya_connection.counters()
     assert counters["tasks_created"] == 1
     assert counters["credits_charged"] == 14
+
+
+@pytest.mark.parametrize("mode", ["deferred", "poke"])
+def test_submit_without_waiting_then_sense(
+    run_dag: RunDag, rivya_connection: RunningEmulator, mode: str
+) -> None:
+    run = run_dag(f"rivya_submit_then_sense_{mode}")
+
+    assert set(task_states(run).values()) == {("success", 1)}
+    submitted = xcom(run, "submit")
+    assert submitted["status"] in {"queued", "processing"}
+    assert submitted["result_urls"] == []
+    sensed = xcom(run, "wait")
+    assert sensed["generation_id"] == submitted["generation_id"]
+    assert sensed["status"] == "succeeded"
+    assert sensed["charged_credits"] == 8
+    assert xcom(run, "wait", key="_link_RivyaResultLink") == sensed["primary_url"]
+    assert rivya_connection.counters()["tasks_created"] == 1
+
+
+def test_the_sensor_fails_with_the_generation_error(
+    run_dag: RunDag, rivya_connection: RunningEmulator, tmp_path: Path
+) -> None:
+    rivya_connection.set_faults(fail_next_tasks=1)
+    report = tmp_path / "report.jsonl"
+
+    run = run_dag("rivya_submit_then_sense_deferred", run_conf={"report": str(report)})
+
+    assert task_states(run)[("wait", -1)] == ("failed", 1)
+    (failure,) = reports(report)
+    assert failure["error_type"] == "GenerationFailedError"
+    assert failure["code"] == "generation_failed"

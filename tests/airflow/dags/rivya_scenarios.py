@@ -15,6 +15,7 @@ from airflow.sdk import DAG, task
 
 from rivya_provider.operators.files import RivyaUploadFileOperator
 from rivya_provider.operators.generate import RivyaGenerateOperator
+from rivya_provider.sensors.generation import RivyaGenerationSensor
 
 START = datetime(2026, 1, 1)
 FAST: dict[str, Any] = {"poll_interval": 0.2, "first_poll_delay": 0.1}
@@ -128,3 +129,24 @@ with DAG("rivya_downstream_fails", schedule=None, start_date=START):
         return str(manifest["generation_id"])
 
     publish(generated.output, "{{ dag_run.conf['marker'] }}")
+
+for deferrable in (True, False):
+    with DAG(
+        f"rivya_submit_then_sense_{'deferred' if deferrable else 'poke'}",
+        schedule=None,
+        start_date=START,
+    ):
+        submitted = RivyaGenerateOperator(
+            task_id="submit",
+            model="flux-kontext-max",
+            prompt="a lighthouse at dawn",
+            wait_for_completion=False,
+        )
+        RivyaGenerationSensor(
+            task_id="wait",
+            generation_id="{{ ti.xcom_pull(task_ids='submit')['generation_id'] }}",
+            deferrable=deferrable,
+            poke_interval=0.2,
+            timeout=60,
+            **CALLBACKS,
+        ).set_upstream(submitted)
