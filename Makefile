@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
-	$(BIN)/pytest --cov=rivya_provider/client --cov-report=term
+	$(BIN)/pytest --cov=rivya_provider --cov-report=term
 
 bench: $(STAMP)
 	$(BIN)/pytest tests/benchmarks -s -p no:cacheprovider

@@ -9,11 +9,14 @@ from rivya_provider import __version__
 _INTEGRATION = "Rivya"
 
 
-def _seconds_field(label: str, description: str, default: float) -> dict[str, Any]:
+def _seconds_field(
+    label: str, description: str, default: float, *, zero_allowed: bool
+) -> dict[str, Any]:
+    bound = {"minimum": 0} if zero_allowed else {"exclusiveMinimum": 0}
     return {
         "label": label,
         "description": description,
-        "schema": {"type": ["number", "null"], "minimum": 0, "default": default},
+        "schema": {"type": ["number", "null"], **bound, "default": default},
     }
 
 
@@ -72,10 +75,16 @@ def get_provider_info() -> dict[str, Any]:
                 },
                 "conn-fields": {
                     "timeout": _seconds_field(
-                        "Request timeout (s)", "Seconds to read or write one HTTP request.", 60
+                        "Request timeout (s)",
+                        "Seconds to read or write one HTTP request.",
+                        60,
+                        zero_allowed=False,
                     ),
                     "connect_timeout": _seconds_field(
-                        "Connect timeout (s)", "Seconds to open a connection.", 10
+                        "Connect timeout (s)",
+                        "Seconds to open a connection.",
+                        10,
+                        zero_allowed=False,
                     ),
                     "max_attempts": {
                         "label": "Attempts per request",
@@ -88,10 +97,16 @@ def get_provider_info() -> dict[str, Any]:
                         },
                     },
                     "backoff_max": _seconds_field(
-                        "Longest backoff (s)", "Longest pause between two attempts.", 30
+                        "Longest backoff (s)",
+                        "Longest pause between two attempts.",
+                        30,
+                        zero_allowed=True,
                     ),
                     "retry_after_cap": _seconds_field(
-                        "Retry-After cap (s)", "Longest Retry-After honoured.", 60
+                        "Retry-After cap (s)",
+                        "Longest Retry-After honoured.",
+                        60,
+                        zero_allowed=True,
                     ),
                 },
             }

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from rivya_provider.client import (
     GenerationRequest,
     GenerationTask,
+    NotFoundError,
     RivyaClient,
     RivyaError,
     TaskStatus,
@@ -123,11 +124,11 @@ def submit_or_resume(
     """
     first_link = 0
     stored = memory.generation(chain)
-    if stored is not None:
-        task = client.get_generation(stored.task_id)
-        log.info("Found generation %s from an earlier try: %s", task.id, task.status)
-        if task.status is not TaskStatus.FAILED:
-            return Submission(task, stored.link, chain.key(stored.link), "resumed")
+    earlier = _recorded_task(client, stored) if stored is not None else None
+    if stored is not None and earlier is not None:
+        log.info("Found generation %s from an earlier try: %s", earlier.id, earlier.status)
+        if earlier.status is not TaskStatus.FAILED:
+            return Submission(earlier, stored.link, chain.key(stored.link), "resumed")
         first_link = stored.link + 1
     for link in range(first_link, first_link + MAX_CHAIN_WALK):
         key = chain.key(link)
@@ -144,6 +145,19 @@ def submit_or_resume(
         f"{MAX_CHAIN_WALK} earlier generations of this task instance failed; "
         "set fresh_generation_on_retry=True or change the inputs to start over"
     )
+
+
+def _recorded_task(client: RivyaClient, stored: StoredGeneration) -> GenerationTask | None:
+    """Fetch the recorded task; ``None`` when Rivya no longer knows it (the key chain decides)."""
+    try:
+        return client.get_generation(stored.task_id)
+    except NotFoundError:
+        log.warning(
+            "Rivya does not know the recorded generation %s (another account or server?); "
+            "falling back to the key chain",
+            stored.task_id,
+        )
+        return None
 
 
 class ChainExhaustedError(RivyaError):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import httpx
 from airflow.providers.common.compat.sdk import BaseHook
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,7 +23,6 @@ from rivya_provider.client import (
     RivyaError,
     Timeouts,
 )
-from rivya_provider.client.catalog import pydantic_problems
 
 _LOOPBACK_NAMES = {"localhost"}
 
@@ -81,26 +81,27 @@ class ClientSettings:
 
 
 def base_url_of(host: str | None, port: int | None) -> str:
-    """Build the base URL from the Connection's host (scheme optional) and port.
+    """Build the base URL from the Connection's host (scheme and path optional) and port.
 
     A host without a scheme means https, except loopback hosts (a local emulator), which mean http.
     """
     host = (host or "").strip().rstrip("/")
     if not host:
         return DEFAULT_BASE_URL
-    if "://" not in host:
-        host = f"{'http' if _is_loopback(host) else 'https'}://{host}"
+    has_scheme = "://" in host
+    url = httpx.URL(host if has_scheme else f"https://{host}")
+    if not has_scheme and _is_loopback(url.host):
+        url = url.copy_with(scheme="http")
     if port:
-        host = f"{host}:{port}"
-    return host
+        url = url.copy_with(port=port)
+    return str(url).rstrip("/")
 
 
-def _is_loopback(host: str) -> bool:
-    name = host.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
-    if name in _LOOPBACK_NAMES:
+def _is_loopback(hostname: str) -> bool:
+    if hostname in _LOOPBACK_NAMES:
         return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        return ipaddress.ip_address(hostname).is_loopback
     except ValueError:
         return False
 
@@ -120,16 +121,26 @@ def settings_from_connection(conn: Any) -> ClientSettings:
     try:
         extras = ConnectionExtras.model_validate(conn.extra_dejson or {})
     except ValidationError as exc:
-        allowed = ", ".join(ConnectionExtras.model_fields)
-        problems = pydantic_problems("extra", exc)
-        problems.append(FieldProblem("extra", f"allowed keys: {allowed}"))
-        raise RequestValidationError(problems, subject=where) from None
+        raise RequestValidationError(_extra_problems(exc), subject=where) from None
     return ClientSettings(
         base_url=base_url_of(conn.host, conn.port),
         api_key=api_key,
         timeouts=extras.timeouts(),
         retry=extras.retry(),
     )
+
+
+def _extra_problems(exc: ValidationError) -> list[FieldProblem]:
+    """Name each bad extra and what is allowed, never its value (a key may be pasted there)."""
+    allowed = ", ".join(ConnectionExtras.model_fields)
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            problems.append(FieldProblem(f"extra.{key}", f"is not a setting; allowed: {allowed}"))
+        else:
+            problems.append(FieldProblem(f"extra.{key}", error["msg"]))
+    return problems
 
 
 # One pooled async client per event loop and connection settings: the triggerer runs thousands

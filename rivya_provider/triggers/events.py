@@ -10,12 +10,17 @@ from rivya_provider.client import (
     GenerationFailedError,
     GenerationTask,
     GenerationTimeoutError,
+    InvalidInputError,
     RivyaAPIError,
     RivyaError,
     RivyaTransportError,
     UnexpectedResponseError,
 )
 from rivya_provider.client.errors import error_class_for
+
+#: ``code`` of an error event for a local check that failed in the triggerer (e.g. a Connection
+#: without an API key): retrying cannot fix it.
+INVALID_INPUT = "invalid_input"
 
 
 class GenerationEvent(BaseModel):
@@ -66,12 +71,8 @@ class GenerationEvent(BaseModel):
                 request_id=error.request_id,
                 http_status=error.status_code,
             )
-        return cls(
-            status="error",
-            generation_id=generation_id,
-            code=type(error).__name__,
-            message=str(error),
-        )
+        code = INVALID_INPUT if isinstance(error, InvalidInputError) else type(error).__name__
+        return cls(status="error", generation_id=generation_id, code=code, message=str(error))
 
     def result(self) -> GenerationTask:
         """Return the succeeded task, or raise the typed error this event stands for."""
@@ -98,6 +99,8 @@ class GenerationEvent(BaseModel):
             )
         if self.status == "error" and self.code == RivyaTransportError.__name__:
             raise RivyaTransportError(self.message or "")
+        if self.status == "error" and self.code == INVALID_INPUT:
+            raise InvalidInputError(self.message or "")
         raise UnexpectedResponseError(
             f"waiting for generation {self.generation_id} ended with {self.status}: "
             f"{self.code or 'no code'}: {self.message or 'no message'}"

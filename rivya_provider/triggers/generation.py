@@ -93,13 +93,8 @@ class RivyaGenerationTrigger(BaseTrigger):
         errors = 0
         last_status = "unknown"
         while True:
-            if self._remaining() <= 0:
-                return GenerationEvent(
-                    status="timeout",
-                    generation_id=self.generation_id,
-                    last_status=last_status,
-                    waited_seconds=round(time.monotonic() - started, 3),
-                )
+            # Poll before judging the deadline: a generation that ended (and was charged) while
+            # the triggerer was down is reported as done, not as a timeout.
             try:
                 task = await client.aget_generation(self.generation_id)
             except RivyaError as exc:
@@ -115,16 +110,23 @@ class RivyaGenerationTrigger(BaseTrigger):
                     delay,
                     exc,
                 )
-                await self._pause(delay)
-                continue
-            errors = 0
-            last_status = str(task.status)
-            if task.status.is_terminal:
-                return GenerationEvent.finished(task)
-            self.log.info(
-                "Generation %s is %s; %.0fs left before the deadline",
-                task.id,
-                task.status,
-                self._remaining(),
-            )
-            await self._pause(self.poll_interval)
+            else:
+                errors = 0
+                last_status = str(task.status)
+                if task.status.is_terminal:
+                    return GenerationEvent.finished(task)
+                delay = self.poll_interval
+                self.log.info(
+                    "Generation %s is %s; %.0fs left before the deadline",
+                    task.id,
+                    task.status,
+                    max(0.0, self._remaining()),
+                )
+            if self._remaining() <= 0:
+                return GenerationEvent(
+                    status="timeout",
+                    generation_id=self.generation_id,
+                    last_status=last_status,
+                    waited_seconds=round(time.monotonic() - started, 3),
+                )
+            await self._pause(delay)

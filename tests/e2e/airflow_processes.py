@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,7 +39,7 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
 HEALTH_PARTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 
 
-class AirflowNotReady(RuntimeError):
+class AirflowNotReadyError(RuntimeError):
     """A component died, or something did not happen before its deadline."""
 
 
@@ -51,10 +51,16 @@ def free_port() -> int:
         return port
 
 
+#: Variables of this process that must not reach Airflow's: its own Airflow settings (and
+#: connections), pytest's (Airflow changes behaviour under ``PYTEST_CURRENT_TEST``) and coverage's
+#: subprocess hooks (which would slow every Airflow process down).
+FOREIGN_ENV_PREFIXES = ("AIRFLOW", "_AIRFLOW", "PYTEST_", "COV_CORE_", "COVERAGE_PROCESS_")
+
+
 def airflow_env(*, home: Path, dags_folder: Path, extra: Mapping[str, str]) -> dict[str, str]:
-    """The environment of every Airflow process: this one's, minus any ``AIRFLOW*`` variable."""
+    """The environment of every Airflow process: this one's, cleaned, plus the deployment's."""
     api_port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_ENV_PREFIXES)}
     env.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -71,7 +77,7 @@ def airflow_env(*, home: Path, dags_folder: Path, extra: Mapping[str, str]) -> d
             "AIRFLOW__API__PORT": str(api_port),
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
@@ -130,7 +136,7 @@ class AirflowDeployment:
                 check=False,
             )
         if done.returncode:
-            raise AirflowNotReady(f"airflow {' '.join(args)} exited {done.returncode}")
+            raise AirflowNotReadyError(f"airflow {' '.join(args)} exited {done.returncode}")
 
     def start(self) -> None:
         for name, args in COMPONENTS.items():
@@ -149,7 +155,7 @@ class AirflowDeployment:
         """Raise if a component has exited."""
         for name, process in self.processes.items():
             if process.poll() is not None:
-                raise AirflowNotReady(f"airflow {name} exited with {process.returncode}")
+                raise AirflowNotReadyError(f"airflow {name} exited with {process.returncode}")
 
     def wait_for(
         self, what: str, probe: Callable[[], T | None], *, timeout: float, every: float = 0.25
@@ -168,7 +174,7 @@ class AirflowDeployment:
             if result is not None:
                 return result
             if time.monotonic() > deadline:
-                raise AirflowNotReady(f"timed out after {timeout:g} s waiting for {what}")
+                raise AirflowNotReadyError(f"timed out after {timeout:g} s waiting for {what}")
             time.sleep(every)
 
     def wait_healthy(self, *, timeout: float = 90) -> dict[str, Any]:
@@ -188,10 +194,8 @@ class AirflowDeployment:
             _signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + grace
         for process in self.processes.values():
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
         for process in self.processes.values():
             # The leader may be gone while its workers linger: kill the whole group regardless.
             _signal_group(process, signal.SIGKILL)
@@ -208,10 +212,8 @@ class AirflowDeployment:
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    try:
+    with suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, sig)  # start_new_session: the group id is the leader's pid
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 @contextmanager
