@@ -1,7 +1,8 @@
 """How Rivya errors reach Airflow: permanent ones fail the task without retries.
 
-Retrying cannot fix invalid input, a bad or under-scoped API key, or an Idempotency-Key reused
-with another body, so those become :class:`RivyaPermanentError` (an ``AirflowFailException``).
+Retrying cannot fix invalid input, a bad or under-scoped API key, a task or file Rivya does not
+know, an Idempotency-Key reused with another body, or any other 4xx error Rivya does not document
+as retryable, so those become :class:`RivyaPermanentError` (an ``AirflowFailException``).
 Everything else keeps its own type from :mod:`rivya_provider.client.errors`
 (``InsufficientCreditsError``, ``RateLimitedError``, ``GenerationFailedError``,
 ``GenerationTimeoutError``, ...) and follows the task's ``retries``; a ``retry_policy`` can tell
@@ -19,8 +20,10 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from rivya_provider.client import (
     AuthenticationError,
     IdempotencyConflictError,
+    InsufficientCreditsError,
     InvalidInputError,
     PermissionDeniedError,
+    RivyaAPIError,
     RivyaError,
 )
 
@@ -58,7 +61,9 @@ def permanent_failure(error: RivyaError) -> RivyaPermanentError | None:
         return RivyaInputError(str(error), code, request_id)
     if isinstance(error, AuthenticationError | PermissionDeniedError):
         return RivyaAuthError(str(error), code, request_id)
-    if isinstance(error, IdempotencyConflictError) and not error.in_flight:
+    if isinstance(error, IdempotencyConflictError):
+        if error.in_flight:
+            return None
         return RivyaPermanentError(
             f"{error}. An earlier try sent different data under this task instance's key "
             "(on Airflow below 3.3, re-uploaded reference files get new URLs); "
@@ -66,7 +71,18 @@ def permanent_failure(error: RivyaError) -> RivyaPermanentError | None:
             code,
             request_id,
         )
+    if isinstance(error, RivyaAPIError) and _is_permanent_4xx(error):
+        return RivyaPermanentError(str(error), code, request_id)
     return None
+
+
+def _is_permanent_4xx(error: RivyaAPIError) -> bool:
+    # Insufficient credits can be fixed by topping the wallet up, so Airflow may retry it.
+    return (
+        400 <= error.status_code < 500
+        and not error.retryable
+        and not isinstance(error, InsufficientCreditsError)
+    )
 
 
 @contextmanager

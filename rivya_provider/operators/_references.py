@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -44,9 +46,12 @@ class ReferenceFile:
 
 
 def as_source_list(value: FileSource | Sequence[FileSource] | None) -> list[str]:
-    """Accept one source or a list of them (templated fields arrive as either)."""
+    """Accept one source, a list of them, or a JSON list (as a template renders it)."""
     if value is None or value == "":
         return []
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        with contextlib.suppress(ValueError):  # else a path that starts with "[" after all
+            value = json.loads(value)
     if isinstance(value, str | os.PathLike | ObjectStoragePath):
         return [str(value)]
     return [str(item) for item in value]

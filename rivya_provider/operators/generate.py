@@ -106,7 +106,7 @@ class RivyaGenerateOperator(BaseOperator):
     :param model_params: the model's ``params`` (e.g. ``{"aspectRatio": "16:9"}``), or a
         JSON string of them as templates render it.
     :param reference_files: local paths or ObjectStoragePath URIs (``s3://``, ``file://``...)
-        to upload and pass as reference media.
+        to upload and pass as reference media (one, a list, or a JSON list).
     :param reference_items: reference media items already uploaded (a list of mappings, or a
         JSON string), e.g. the XCom of
         :class:`~rivya_provider.operators.files.RivyaUploadFileOperator`.
@@ -119,7 +119,8 @@ class RivyaGenerateOperator(BaseOperator):
         after which waiting fails with ``GenerationTimeoutError``; retries do not extend it.
     :param poll_interval: seconds between status polls.
     :param first_poll_delay: seconds between submitting and the first poll.
-    :param max_consecutive_poll_errors: transient poll failures in a row tolerated.
+    :param max_consecutive_poll_errors: transient poll failures in a row tolerated by the
+        deferred wait (in the worker, each poll's own retries per the Connection apply).
     :param output_path: folder (ObjectStoragePath URI or local path) to copy results to, as
         ``<generation id>-<n>.<ext>``; the manifest then lists the copies.
     :param max_download_bytes: size cap of each copied result.

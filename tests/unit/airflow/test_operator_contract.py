@@ -25,13 +25,16 @@ from rivya_provider.client import (
     IdempotencyConflictError,
     InsufficientCreditsError,
     InvalidInputError,
+    NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
     RequestValidationError,
+    RivyaAPIError,
     RivyaClient,
     RivyaError,
     RivyaTransportError,
     ServerError,
+    ServiceUnavailableError,
     ValidationFailedError,
 )
 from rivya_provider.emulator import RunningEmulator
@@ -44,6 +47,7 @@ from rivya_provider.exceptions import (
 )
 from rivya_provider.links import RivyaResultLink
 from rivya_provider.manifest import GenerationManifest
+from rivya_provider.operators._references import as_source_list
 from rivya_provider.operators.files import RivyaUploadFileOperator
 from rivya_provider.operators.generate import RivyaGenerateOperator
 from rivya_provider.outputs import copy_results, result_name
@@ -158,8 +162,14 @@ def test_generate_partial_expand_builds_a_mapped_operator() -> None:
     assert dag.task_dict["posters"] is mapped
 
 
-def test_dag_serialisation_keeps_template_fields_and_the_extra_link() -> None:
+def test_dag_serialisation_keeps_template_fields_and_the_extra_link(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from airflow.serialization.serialized_objects import DagSerialization
+
+    # A process-wide flag that Airflow turns off whenever it loads a serialised DAG the
+    # scheduler's way (dag.test() in other tests does): the API server's way is with links.
+    monkeypatch.setattr(DagSerialization, "_load_operator_extra_links", True)
 
     with _dag() as dag:
         RivyaGenerateOperator(task_id="generate", model="flux-2-flex", prompt="a fox")
@@ -230,6 +240,9 @@ def _api(error: type[Any], code: str, status: int, **extra: Any) -> Any:
         (_api(AuthenticationError, "api_key_revoked", 401), RivyaAuthError),
         (_api(PermissionDeniedError, "api_scope_denied", 403), RivyaAuthError),
         (_api(IdempotencyConflictError, "idempotency_conflict", 409), RivyaPermanentError),
+        (_api(NotFoundError, "not_found", 404), RivyaPermanentError),
+        # A 4xx code Rivya adds later is not retryable (rivya-api.md section 6).
+        (_api(RivyaAPIError, "payload_too_large", 413), RivyaPermanentError),
     ],
 )
 def test_permanent_errors_fail_fast(error: RivyaError, twin: type[RivyaPermanentError]) -> None:
@@ -259,6 +272,8 @@ def test_a_permanent_idempotency_conflict_says_how_to_start_over() -> None:
         _api(RateLimitedError, "rate_limited", 429, retry_after=1.0),
         _api(InsufficientCreditsError, "insufficient_credits", 402),
         _api(ServerError, "internal_error", 500),
+        _api(ServiceUnavailableError, "public_api_disabled", 503),
+        _api(RivyaAPIError, "teapot_overheated", 530),
         GenerationFailedError(task_id="task_abc", code="generation_failed", message="no"),
         GenerationTimeoutError(task_id="task_abc", last_status="queued", waited_seconds=1.0),
         RivyaTransportError("connection refused"),
@@ -450,3 +465,21 @@ def test_result_link_opens_the_result_or_the_task_status() -> None:
     ti = _RecordingTaskInstance()
     RivyaResultLink.persist({"ti": ti}, "https://cdn.example/r/a.png")
     assert ti.pushed == {RivyaResultLink().xcom_key: "https://cdn.example/r/a.png"}
+
+
+@pytest.mark.parametrize(
+    ("given", "sources"),
+    [
+        (None, []),
+        ("", []),
+        ("/data/a.png", ["/data/a.png"]),
+        (Path("/data/a.png"), ["/data/a.png"]),
+        (["s3://bucket/a.png", "/data/b.png"], ["s3://bucket/a.png", "/data/b.png"]),
+        ('["s3://bucket/a.png", "/data/b.png"]', ["s3://bucket/a.png", "/data/b.png"]),
+        ("[draft] a.png", ["[draft] a.png"]),
+    ],
+)
+def test_reference_file_sources_accept_one_many_or_a_json_list(
+    given: Any, sources: list[str]
+) -> None:
+    assert as_source_list(given) == sources
