@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -33,3 +34,15 @@ def emulator_factory() -> Iterator[EmulatorFactory]:
 def emulator(emulator_factory: EmulatorFactory) -> RunningEmulator:
     """An emulator with the fast schedule and 1000 credits."""
     return emulator_factory()
+
+
+def connection_json(emulator: RunningEmulator, **extra: Any) -> str:
+    """The ``AIRFLOW_CONN_*`` JSON form of an Airflow Connection to ``emulator``."""
+    conn: dict[str, Any] = {
+        "conn_type": "rivya",
+        "host": emulator.base_url,
+        "password": emulator.api_key,
+    }
+    if extra:
+        conn["extra"] = extra
+    return json.dumps(conn)

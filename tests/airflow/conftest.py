@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +9,7 @@ import pytest
 
 from rivya_provider.emulator import RunningEmulator
 from tests.conftest import TEST_DAGS
+from tests.emulator_fixtures import connection_json
 
 RunDag = Callable[..., Any]
 
@@ -20,18 +20,6 @@ def airflow_db() -> None:
     from airflow.utils import db
 
     db.resetdb()
-
-
-def connection_json(emulator: RunningEmulator, **extra: Any) -> str:
-    """The ``AIRFLOW_CONN_*`` JSON form of a connection to ``emulator``."""
-    conn: dict[str, Any] = {
-        "conn_type": "rivya",
-        "host": emulator.base_url,
-        "password": emulator.api_key,
-    }
-    if extra:
-        conn["extra"] = extra
-    return json.dumps(conn)
 
 
 @pytest.fixture

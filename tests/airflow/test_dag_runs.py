@@ -12,6 +12,7 @@ from PIL import Image
 
 from rivya_provider.emulator import RunningEmulator
 from tests.airflow.conftest import RunDag
+from tests.emulator_fixtures import connection_json
 from tests.media import write_image
 
 pytestmark = pytest.mark.usefixtures("rivya_connection")
@@ -191,8 +192,6 @@ def test_a_try_killed_while_waiting_reattaches_on_retry(
     run_dag: RunDag, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     slow = emulator_factory(queued_seconds=0.2, processing_seconds=2.5)
-    from tests.airflow.conftest import connection_json
-
     monkeypatch.setenv("AIRFLOW_CONN_RIVYA_DEFAULT", connection_json(slow))
     report = tmp_path / "report.jsonl"
 
@@ -218,8 +217,6 @@ def test_a_create_whose_answer_was_lost_is_replayed_not_billed_twice(
 ) -> None:
     # Rivya stores and charges the create, then the connection drops: with one attempt per
     # request the first try dies having submitted but recorded nothing.
-    from tests.airflow.conftest import connection_json
-
     monkeypatch.setenv("AIRFLOW_CONN_RIVYA_DEFAULT", connection_json(emulator, max_attempts=1))
     emulator.set_faults(drop_next_creates=1)
     report = tmp_path / "report.jsonl"

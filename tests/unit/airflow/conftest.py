@@ -8,24 +8,13 @@ from typing import Any
 import pytest
 
 from rivya_provider.emulator import RunningEmulator
+from tests.emulator_fixtures import connection_json
 
 # ``emulator`` and ``emulator_factory`` come from tests/emulator_fixtures.py (root conftest).
 
 CONN_ID = "rivya_unit"
 CONN_ENV = "AIRFLOW_CONN_RIVYA_UNIT"
 DEFAULT_CONN_ENV = "AIRFLOW_CONN_RIVYA_DEFAULT"
-
-
-def connection_json(emulator: RunningEmulator, **extra: Any) -> str:
-    """The ``AIRFLOW_CONN_*`` JSON form of a connection to ``emulator``."""
-    conn: dict[str, Any] = {
-        "conn_type": "rivya",
-        "host": emulator.base_url,
-        "password": emulator.api_key,
-    }
-    if extra:
-        conn["extra"] = extra
-    return json.dumps(conn)
 
 
 class FakeStateStore:

@@ -25,7 +25,8 @@ from rivya_provider.hooks.rivya import (
     settings_from_connection,
     shared_async_client,
 )
-from tests.unit.airflow.conftest import CONN_ENV, CONN_ID, connection_json
+from tests.emulator_fixtures import connection_json
+from tests.unit.airflow.conftest import CONN_ENV, CONN_ID
 
 SECRET = "rvya_sk_hook_secret_0123456789"
 

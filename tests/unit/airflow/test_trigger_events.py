@@ -33,8 +33,8 @@ from rivya_provider.emulator import RunningEmulator
 from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.triggers.events import GenerationEvent, read_event
 from rivya_provider.triggers.generation import RivyaGenerationTrigger
-from tests.emulator_fixtures import EmulatorFactory
-from tests.unit.airflow.conftest import DEFAULT_CONN_ENV, connection_json
+from tests.emulator_fixtures import EmulatorFactory, connection_json
+from tests.unit.airflow.conftest import DEFAULT_CONN_ENV
 
 TRIGGER_PATH = "rivya_provider.triggers.generation.RivyaGenerationTrigger"
 GET = "GET /api/v1/generations/{taskId}"
