@@ -23,6 +23,9 @@ os.environ.update(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        # dag.test() runs tasks in this process, so no worker heartbeat races a fast trigger:
+        # deferred waits may poll at once (see triggers.generation.deferred_first_poll_min).
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "0",
     }
 )
 # A connection left in the environment by the caller must not leak into tests.

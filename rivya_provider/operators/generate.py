@@ -37,7 +37,7 @@ from rivya_provider.operators._references import (
 from rivya_provider.outputs import copy_results
 from rivya_provider.resume import Submission, TaskMemory, submit_or_resume
 from rivya_provider.triggers.events import read_event
-from rivya_provider.triggers.generation import RivyaGenerationTrigger
+from rivya_provider.triggers.generation import RivyaGenerationTrigger, deferred_first_poll_min
 
 
 def _seconds(value: float | timedelta) -> float:
@@ -118,7 +118,9 @@ class RivyaGenerateOperator(BaseOperator):
     :param generation_timeout: seconds (or timedelta) from the generation's ``created_at``
         after which waiting fails with ``GenerationTimeoutError``; retries do not extend it.
     :param poll_interval: seconds between status polls.
-    :param first_poll_delay: seconds between submitting and the first poll.
+    :param first_poll_delay: seconds between submitting and the first poll (a deferred wait
+        polls no sooner than ``[workers] min_heartbeat_interval`` after deferring, to stay clear
+        of an Airflow 3.3 race).
     :param max_consecutive_poll_errors: transient poll failures in a row tolerated by the
         deferred wait (in the worker, each poll's own retries per the Connection apply).
     :param output_path: folder (ObjectStoragePath URI or local path) to copy results to, as
@@ -241,7 +243,7 @@ class RivyaGenerateOperator(BaseOperator):
                 deadline=deadline,
                 rivya_conn_id=self.rivya_conn_id,
                 poll_interval=self.poll_interval,
-                first_delay=first_delay,
+                first_delay=max(first_delay, deferred_first_poll_min()),
                 max_consecutive_errors=self.max_consecutive_poll_errors,
                 carry={
                     "request": wire,

@@ -15,7 +15,7 @@ from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.links import RivyaResultLink
 from rivya_provider.manifest import GenerationManifest
 from rivya_provider.triggers.events import read_event
-from rivya_provider.triggers.generation import RivyaGenerationTrigger
+from rivya_provider.triggers.generation import RivyaGenerationTrigger, deferred_first_poll_min
 
 
 class RivyaGenerationSensor(BaseSensorOperator):
@@ -72,6 +72,7 @@ class RivyaGenerationSensor(BaseSensorOperator):
                     deadline=task.created_at.timestamp() + float(self.timeout),
                     rivya_conn_id=self.rivya_conn_id,
                     poll_interval=float(self.poke_interval),
+                    first_delay=deferred_first_poll_min(),
                     max_consecutive_errors=self.max_consecutive_poll_errors,
                 ),
                 method_name="execute_complete",

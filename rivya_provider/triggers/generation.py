@@ -7,12 +7,23 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from airflow.providers.common.compat.sdk import conf
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from rivya_provider.client import RivyaError
 from rivya_provider.client.errors import is_retryable
 from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.triggers.events import GenerationEvent
+
+
+def deferred_first_poll_min() -> float:
+    """Least seconds between deferring and the trigger's first poll.
+
+    On Airflow 3.3 a trigger that fires before the worker has noticed the deferral (within
+    ``[workers] min_heartbeat_interval``, 5 s by default) can make the scheduler fail the try as
+    "killed externally". Rivya's images take longer than that anyway.
+    """
+    return float(conf.getfloat("workers", "min_heartbeat_interval", fallback=5.0))
 
 
 class RivyaGenerationTrigger(BaseTrigger):

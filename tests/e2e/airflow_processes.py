@@ -81,6 +81,12 @@ def airflow_env(*, home: Path, dags_folder: Path, extra: Mapping[str, str]) -> d
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
+            # The worker's supervisor notices its task process exited only when its select()
+            # times out, after up to this many seconds (default 5). Until it reports the deferring
+            # workload done, a trigger that fires quickly races it: Airflow 3.3.2 can then requeue
+            # the resumed TI and, in the same scheduler loop, take the stale "success" event of the
+            # deferring workload for a task killed externally (marking it up_for_retry).
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
             "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "1",

@@ -235,3 +235,31 @@ def test_mapped_instances_get_their_own_keys(rivya_default: RunningEmulator) -> 
     keys = {_submit(try_number=1, map_index=index)["idempotency_key"] for index in (0, 1)}
     assert len(keys) == 2
     assert rivya_default.counters()["tasks_created"] == 2
+
+
+@pytest.mark.parametrize(("heartbeat", "first_delay"), [("7", 7.0), ("0", 0.1)])
+def test_a_deferred_wait_first_polls_after_the_worker_heartbeat_interval(
+    rivya_default: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    heartbeat: str,
+    first_delay: float,
+) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from rivya_provider.operators.generate import RivyaGenerateOperator
+
+    monkeypatch.setenv("AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL", heartbeat)
+    operator = RivyaGenerateOperator(
+        task_id="generate",
+        model="flux-2-flex",
+        prompt="a lighthouse at dawn",
+        deferrable=True,
+        first_poll_delay=0.1,
+    )
+    context = {"ti": FakeTaskInstance(try_number=1), "run_id": "manual__unit"}
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    _, kwargs = deferred.value.trigger.serialize()
+    assert kwargs["first_delay"] == first_delay
+    assert kwargs["carry"]["origin"] == "submitted"
+    assert rivya_default.api_key not in repr(kwargs)
