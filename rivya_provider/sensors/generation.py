@@ -101,7 +101,10 @@ class RivyaGenerationSensor(BaseSensorOperator):
 
     def _link(self, context: Any, task: GenerationTask) -> None:
         url = RivyaResultLink.url_for(task, base_url=self.hook.settings.base_url)
-        RivyaResultLink.persist(context, url)
+        # Poke mode calls this on every poke: store the link only when it changes.
+        if url != getattr(self, "_linked_url", None):
+            RivyaResultLink.persist(context, url)
+            self._linked_url = url
 
     def _finish(self, context: Any, task: GenerationTask) -> dict[str, Any]:
         task.raise_for_failure()

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from rivya_provider.emulator import RunningEmulator
+from tests.integration.test_examples import load
 from tests.media import write_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,7 +142,7 @@ def test_retry_policy_rules_pick_the_documented_actions() -> None:
 
     from rivya_provider.client import GenerationFailedError, RateLimitedError
 
-    policy = run_module(EXAMPLES[2]).RIVYA_RETRY_POLICY
+    policy = load(EXAMPLES[2]).RIVYA_RETRY_POLICY
     limited = RateLimitedError(status_code=429, code="rate_limited", message="slow down")
     failed = GenerationFailedError(task_id="task_1", code="generation_failed", message="no")
 
@@ -149,17 +150,6 @@ def test_retry_policy_rules_pick_the_documented_actions() -> None:
     assert policy.evaluate(limited, 1, 4).retry_delay.total_seconds() == 600
     assert policy.evaluate(failed, 1, 4).retry_delay.total_seconds() == 30
     assert policy.evaluate(RuntimeError("other"), 1, 4).action is RetryAction.DEFAULT
-
-
-def run_module(path: Path) -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _airflow_blocks() -> list[tuple[str, str]]:
