@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck pytest bench lock emulator clean
+.PHONY: test demo lint typecheck docs docs-serve pytest bench lock emulator clean
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,11 +14,12 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode --no-deps -e .
 	touch $(STAMP)
 
-test: lint typecheck pytest
+test: lint typecheck docs pytest
 
-# Runs against the embedded emulator; set RIVYA_API_KEY (and RIVYA_BASE_URL) for a real account.
+# The marketing refresh DAG end to end against an embedded emulator; results in demo-output/.
+# RIVYA_DEMO_REAL=1 RIVYA_API_KEY=... make demo  uses a real Rivya account (spends credits).
 demo: $(STAMP)
-	$(BIN)/python docs/examples/client_quickstart.py demo-output
+	$(BIN)/python -m demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -26,6 +27,14 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# The documentation site (mkdocs-material); --strict fails on any warning, e.g. a broken link or a
+# missing snippet file. NO_MKDOCS_2_WARNING silences a theme banner that is not a build warning.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve -a 127.0.0.1:8000
 
 pytest: $(STAMP)
 	$(BIN)/pytest --cov=rivya_provider --cov-report=term
@@ -41,4 +50,4 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements/lock.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov site

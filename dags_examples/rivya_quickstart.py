@@ -37,7 +37,8 @@ with DAG(
         model="flux-2-flex",
         prompt="A lighthouse on a cliff at dawn, watercolour",
         model_params={"aspectRatio": "16:9"},
-        output_path="{{ params.output_dir }}/{{ ds }}",
+        # Not {{ ds }}: a run triggered without a logical date (Airflow 3 allows it) has none.
+        output_path="{{ params.output_dir }}/{{ dag_run.run_after | ds }}",
         deferrable=True,
         retries=2,
     )

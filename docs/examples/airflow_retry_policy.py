@@ -3,7 +3,7 @@
 Invalid input and a bad API key never reach a retry policy: they raise ``RivyaInputError`` /
 ``RivyaAuthError``, which are ``AirflowFailException`` subclasses. Everything else follows the
 task's ``retries``; this policy refines that by exception type. Retrying never pays twice: each
-try finds the generation of the earlier one (see docs/airflow.md).
+try finds the generation of the earlier one (see docs/reliability.md).
 
 Needs the Airflow Connection ``rivya_default``. Run by
 tests/integration/test_doc_examples_airflow.py.
@@ -23,6 +23,7 @@ from rivya_provider.client import (
 )
 from rivya_provider.operators.generate import RivyaGenerateOperator
 
+# --8<-- [start:policy]
 RIVYA_RETRY_POLICY = ExceptionRetryPolicy(
     rules=[
         RetryRule(
@@ -44,6 +45,7 @@ RIVYA_RETRY_POLICY = ExceptionRetryPolicy(
         ),
     ],
 )
+# --8<-- [end:policy]
 
 with DAG(
     dag_id="rivya_retry_policy",

@@ -108,8 +108,7 @@ class RivyaGenerateOperator(BaseOperator):
     :param reference_files: local paths or ObjectStoragePath URIs (``s3://``, ``file://``...)
         to upload and pass as reference media (one, a list, or a JSON list).
     :param reference_items: reference media items already uploaded (a list of mappings, or a
-        JSON string), e.g. the XCom of
-        :class:`~rivya_provider.operators.files.RivyaUploadFileOperator`.
+        JSON string), e.g. the XCom of ``RivyaUploadFileOperator``.
     :param client_request_id: your trace id sent with the request (at most 128 characters).
     :param rivya_conn_id: the Airflow Connection of type ``rivya``.
     :param wait_for_completion: wait for the generation to end; when ``False`` the manifest

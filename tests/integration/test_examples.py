@@ -19,6 +19,7 @@ def load(path: Path) -> ModuleType:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as Airflow's DagBag does; pydantic resolves names there
     spec.loader.exec_module(module)
     return module
 

@@ -1,0 +1,1 @@
+"""``make demo``: the marketing refresh DAG run for real, then a results table and gallery."""
