@@ -97,12 +97,13 @@ def table(cards: Sequence[AssetCard]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def write_gallery(folder: Path, cards: Sequence[AssetCard], *, title: str) -> Path:
+def write_gallery(folder: Path, cards: Sequence[AssetCard], *, title: str, source: str) -> Path:
     """Write ``index.html`` (and thumbnails) into ``folder``; return the page's path.
 
     :param folder: the run's output folder; the images must be inside it.
     :param cards: one per asset.
     :param title: the page heading.
+    :param source: where the images came from, shown under the heading.
     """
     thumbs = folder / "thumbs"
     thumbs.mkdir(exist_ok=True)
@@ -111,7 +112,9 @@ def write_gallery(folder: Path, cards: Sequence[AssetCard], *, title: str) -> Pa
     credits = sum(card.credits or 0 for card in cards)
     page = _PAGE.format(
         title=html.escape(title),
-        summary=f"{done} of {len(cards)} assets generated · {credits} credits",
+        summary=html.escape(
+            f"{done} of {len(cards)} assets generated · {credits} credits · {source}"
+        ),
         cards="\n".join(articles),
     )
     index = folder / "index.html"

@@ -1,7 +1,7 @@
 """Copy generation results to any ObjectStoragePath with safe, deterministic names.
 
-Local destinations are written through a ``.part`` file renamed into place; object stores get a
-single upload per file, which they commit atomically when it completes.
+Local destinations are written through a hidden ``.<id>-<n>.download`` file renamed into place;
+object stores get a single upload per file, which they commit atomically when it completes.
 """
 
 from __future__ import annotations

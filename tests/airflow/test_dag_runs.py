@@ -12,37 +12,11 @@ from PIL import Image
 
 from rivya_provider.emulator import RunningEmulator
 from tests.airflow.conftest import RunDag
+from tests.airflow.examples import task_states, xcom
 from tests.emulator_fixtures import connection_json
 from tests.media import write_image
 
 pytestmark = pytest.mark.usefixtures("rivya_connection")
-
-
-def task_states(run: Any) -> dict[tuple[str, int], tuple[str, int]]:
-    """``{(task_id, map_index): (state, try_number)}`` of a finished run."""
-    return {
-        (ti.task_id, ti.map_index): (str(ti.state), ti.try_number)
-        for ti in run.get_task_instances()
-    }
-
-
-def xcom(run: Any, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = (
-            session.query(XComModel)
-            .filter_by(
-                dag_id=run.dag_id,
-                run_id=run.run_id,
-                task_id=task_id,
-                key=key,
-                map_index=map_index,
-            )
-            .one()
-        )
-        return XComModel.deserialize_value(row)
 
 
 def reports(path: Path) -> list[dict[str, Any]]:
