@@ -181,9 +181,10 @@ def report(campaign: dict[str, Any], result: DagTestResult, images: Path, *, sou
     if images.is_dir():
         print(f"Images:  {images}")
     print(f"Gallery: {index}")
-    if result.returncode == 0 and not result.failed:
+    if result.returncode == 0 and not result.failed and not result.timed_out:
         return 0
-    print(f"\nThe run failed (airflow dags test exit code {result.returncode}):", file=sys.stderr)
+    why = "stopped after --timeout" if result.timed_out else f"exit code {result.returncode}"
+    print(f"\nThe run failed (airflow dags test {why}):", file=sys.stderr)
     blocked = [t.name for t in result.failed if t.state == "upstream_failed"]
     for task in result.failed:
         if task.state != "upstream_failed":

@@ -33,6 +33,12 @@ STATE_WORDS = {
     "upstream_failed": "failed",
     "removed": "done",
 }
+#: Airflow settings taken from the caller's environment when set there (the tests run with no
+#: retry delay and no worker heartbeat to race); every other AIRFLOW_* variable is left out.
+KEPT_SETTINGS = (
+    "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY",
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL",
+)
 _MODULE_PATH = re.compile(r"^(?:\w+\.)+")
 _NEW_STATE = re.compile(r"Task instance state updated .*new_state=(\w+)")
 _STARTING = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
@@ -72,6 +78,7 @@ class DagTestResult:
     tasks: list[TaskState]
     errors: dict[tuple[str, int], str] = field(default_factory=dict)
     log_path: Path | None = None
+    timed_out: bool = False
 
     @property
     def failed(self) -> list[TaskState]:
@@ -98,15 +105,12 @@ def airflow_env(home: Path, *, dags_folder: Path, connections: Mapping[str, str]
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
             # A failed try is retried after seconds, not Airflow's default five minutes.
-            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": os.environ.get(
-                "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY", "5"
-            ),
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5",
         }
     )
-    # Kept when the caller set it (tests run without a worker heartbeat to race).
-    for passthrough in ("AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL",):
-        if passthrough in os.environ:
-            env[passthrough] = os.environ[passthrough]
+    for name in KEPT_SETTINGS:
+        if name in os.environ:
+            env[name] = os.environ[name]
     for conn_id, uri in connections.items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = uri
     return env
@@ -191,12 +195,14 @@ def dag_test(
     watcher = RunWatcher(Path(env["AIRFLOW_HOME"]) / "airflow.db", dag_id, labels or {})
     start = time.monotonic()
     seen: dict[tuple[str, int], TaskState] = {}
+    timed_out = False
     with log_path.open("wb") as log, log_path.open("rb") as output:
         child = subprocess.Popen(command, env=dict(env), stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
         try:
             while child.poll() is None:
                 if time.monotonic() - start > timeout:
-                    child.terminate()
+                    timed_out = True
+                    _stop(child)
                     break
                 time.sleep(0.5)
                 _follow(output, watcher)
@@ -209,8 +215,21 @@ def dag_test(
     final = watcher.tasks(final=True)
     _report_changes(final, seen, start, on_change)
     return DagTestResult(
-        returncode=child.returncode or 0, tasks=final, errors=watcher.errors, log_path=log_path
+        returncode=child.returncode or 0,
+        tasks=final,
+        errors=watcher.errors,
+        log_path=log_path,
+        timed_out=timed_out,
     )
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    """Stop Airflow: SIGTERM, which it may take its time over, then SIGKILL."""
+    child.terminate()
+    try:
+        child.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        child.kill()
 
 
 def _follow(output: BinaryIO, watcher: RunWatcher) -> None:

@@ -118,3 +118,16 @@ def test_each_demo_run_gets_its_own_folder(tmp_path: Path) -> None:
     assert first != second
     assert first.is_dir()
     assert second.is_dir()
+
+
+def test_demo_stops_airflow_at_the_timeout_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Airflow may carry on after SIGTERM: the demo kills it rather than wait for the whole run.
+    assert main(["--output", str(tmp_path), "--timeout", "2"]) == 1
+
+    captured = capsys.readouterr()
+    assert "The run failed (airflow dags test stopped after --timeout)" in captured.err
+    folder = only_run(tmp_path)
+    assert list(folder.glob("*/summary.json")) == []
+    assert len(Gallery(folder / "index.html").cards) == len(CAMPAIGN["assets"])
