@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,10 @@ class Target:
     """Where the demo's Rivya calls go."""
 
     base_url: str
-    api_key: str
-    label: str
+    api_key: str = field(repr=False)
+    label: str = ""
     #: Said under the gallery's heading.
-    source: str
+    source: str = ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo; return the exit code (1 when any task failed)."""
     args = build_parser().parse_args(argv)
     campaign = json.loads(args.campaign.read_text())
-    run_folder, day = new_run_folder(args.output), run_date()
     with target(real=args.real) as where:
         print(f"Rivya: {where.label}")
+        run_folder, day = new_run_folder(args.output), run_date()
         result = run_dag(
             where,
             campaign=campaign,

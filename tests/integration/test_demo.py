@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from demo.__main__ import DAGS_FOLDER, main, new_run_folder
+from demo.__main__ import DAGS_FOLDER, Target, main, new_run_folder
 
 CAMPAIGN = json.loads((DAGS_FOLDER / "campaign.json").read_text())
 
@@ -131,3 +131,10 @@ def test_demo_stops_airflow_at_the_timeout_and_fails(
     folder = only_run(tmp_path)
     assert list(folder.glob("*/summary.json")) == []
     assert len(Gallery(folder / "index.html").cards) == len(CAMPAIGN["assets"])
+
+
+def test_the_demo_target_repr_hides_the_api_key() -> None:
+    target = Target("https://rivya.ai", "rvya_sk_secret_0123456789", "label", source="source")
+
+    assert "rvya_sk_secret" not in repr(target)
+    assert "https://rivya.ai" in repr(target)
