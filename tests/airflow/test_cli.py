@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from rivya_provider.emulator import RunningEmulator
+from tests.emulator_fixtures import connection_json
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
@@ -39,9 +40,7 @@ def cli_env(tmp_path: Path, emulator: RunningEmulator) -> dict[str, str]:
         **os.environ,
         "AIRFLOW_HOME": str(tmp_path / "home"),
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-        "AIRFLOW_CONN_RIVYA_JSON": json.dumps(
-            {"conn_type": "rivya", "host": emulator.base_url, "password": emulator.api_key}
-        ),
+        "AIRFLOW_CONN_RIVYA_JSON": connection_json(emulator),
         "AIRFLOW_CONN_RIVYA_URI": f"rivya://:{emulator.api_key}@{host}",
         "AIRFLOW__SECRETS__BACKEND": "airflow.secrets.local_filesystem.LocalFilesystemBackend",
         "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps({"connections_file_path": str(secrets)}),

@@ -33,6 +33,7 @@ import pytest
 from rivya_provider.emulator import RunningEmulator, run_emulator
 from rivya_provider.emulator.state import DEFAULT_ACCOUNT
 from tests.e2e.airflow_processes import AirflowDeployment, AirflowNotReadyError, run_airflow
+from tests.emulator_fixtures import connection_json
 
 pytestmark = pytest.mark.e2e
 
@@ -143,9 +144,8 @@ def record(
     base = tmp_path_factory.mktemp("e2e")
     root, output_dir = base / "deployment", base / "output"
     root.mkdir()
-    connection = {"conn_type": "rivya", "host": emulator.base_url, "password": emulator.api_key}
     env = {
-        "AIRFLOW_CONN_RIVYA_DEFAULT": json.dumps(connection),
+        "AIRFLOW_CONN_RIVYA_DEFAULT": connection_json(emulator),
         # The param's default; the run's conf must win over it (and nothing lands in /tmp).
         "RIVYA_OUTPUT_DIR": str(base / "default-output"),
     }
