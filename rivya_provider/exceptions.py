@@ -1,7 +1,7 @@
 """How Rivya errors reach Airflow: permanent ones fail the task without retries.
 
 Retrying cannot fix invalid input, a bad or under-scoped API key, a task or file Rivya does not
-know, an Idempotency-Key reused with another body, or any other 4xx error Rivya does not document
+know, an Idempotency-Key Rivya kept refusing, or any other 4xx error Rivya does not document
 as retryable, so those become :class:`RivyaPermanentError` (an ``AirflowFailException``).
 Everything else keeps its own type from :mod:`rivya_provider.client.errors`
 (``InsufficientCreditsError``, ``RateLimitedError``, ``GenerationFailedError``,
@@ -62,12 +62,14 @@ def permanent_failure(error: RivyaError) -> RivyaPermanentError | None:
     if isinstance(error, AuthenticationError | PermissionDeniedError):
         return RivyaAuthError(str(error), code, request_id)
     if isinstance(error, IdempotencyConflictError):
+        # The create already waited the conflict out. Only a conflict Rivya marked as in flight
+        # (Retry-After) is worth another try; for the others the message names the key and says
+        # that a generation may exist under it (below Airflow 3.3, re-uploaded reference files
+        # also change the data sent under the key).
         if error.in_flight:
             return None
         return RivyaPermanentError(
-            f"{error}. An earlier try sent different data under this task instance's key "
-            "(on Airflow below 3.3, re-uploaded reference files get new URLs); "
-            "set fresh_generation_on_retry=True to generate anew",
+            f"{error}. Set fresh_generation_on_retry=True to generate anew under a new key",
             code,
             request_id,
         )

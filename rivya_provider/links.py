@@ -21,8 +21,8 @@ class RivyaResultLink(BaseOperatorLink):
     @classmethod
     def url_for(cls, task: GenerationTask, *, base_url: str) -> str:
         """Return the URL the link should open for ``task`` in its current state."""
-        if task.result is not None:
-            return task.result.primary_url
+        if task.primary_url is not None:
+            return task.primary_url
         return f"{base_url}/api/v1/generations/{task.id}"
 
     @classmethod

@@ -36,11 +36,12 @@ class GenerationManifest(BaseModel):
     primary_url: str | None = None
     result_urls: list[str] = []
     files: list[ResultFile] = []
-    reserved_credits: int
-    charged_credits: int
-    created_at: str
-    updated_at: str
-    seconds: float
+    reserved_credits: int | float
+    charged_credits: int | float
+    created_at: str | None = None
+    updated_at: str | None = None
+    #: Seconds from ``created_at`` to ``updated_at``, when Rivya reported both.
+    seconds: float | None = None
     origin: str
     idempotency_key: str | None = None
 
@@ -55,21 +56,22 @@ class GenerationManifest(BaseModel):
         files: list[ResultFile] | None = None,
     ) -> GenerationManifest:
         """Summarise ``task`` and the request (wire form) that produced it."""
+        created, updated = task.created_at, task.updated_at
         return cls(
             generation_id=task.id,
             status=str(task.status),
-            model=task.model,
+            model=task.model or request.get("model") or "unknown",
             prompt=request.get("prompt"),
             params=request.get("params") or {},
             client_request_id=request.get("client_request_id"),
-            primary_url=task.result.primary_url if task.result else None,
+            primary_url=task.primary_url,
             result_urls=task.result_urls,
             files=files or [],
             reserved_credits=task.reserved_credits,
             charged_credits=task.final_credits,
-            created_at=task.created_at.isoformat(),
-            updated_at=task.updated_at.isoformat(),
-            seconds=round((task.updated_at - task.created_at).total_seconds(), 3),
+            created_at=created.isoformat() if created else None,
+            updated_at=updated.isoformat() if updated else None,
+            seconds=round((updated - created).total_seconds(), 3) if created and updated else None,
             origin=origin,
             idempotency_key=idempotency_key,
         )

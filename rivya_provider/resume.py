@@ -9,6 +9,7 @@ replay the earlier task instead of billing a new one.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,6 +47,8 @@ class StoredGeneration(BaseModel):
     chain_id: str
     link: int
     task_id: str
+    #: Local Unix time the generation was first submitted: its wait deadline counts from here.
+    submitted_at: float | None = None
 
 
 class TaskMemory:
@@ -73,9 +76,13 @@ class TaskMemory:
             return None
         return stored if stored is not None and stored.chain_id == chain.chain_id else None
 
-    def remember_generation(self, chain: KeyChain, link: int, task_id: str) -> None:
+    def remember_generation(
+        self, chain: KeyChain, link: int, task_id: str, submitted_at: float | None = None
+    ) -> None:
         if self.store is not None:
-            record = StoredGeneration(chain_id=chain.chain_id, link=link, task_id=task_id)
+            record = StoredGeneration(
+                chain_id=chain.chain_id, link=link, task_id=task_id, submitted_at=submitted_at
+            )
             self.store.set(GENERATION_KEY, record.model_dump())
 
     def uploads(self) -> dict[str, dict[str, Any]]:
@@ -99,6 +106,8 @@ class Submission:
     idempotency_key: str
     #: ``submitted`` (new), ``replayed`` (the key chain found it) or ``resumed`` (recorded).
     origin: str
+    #: Local Unix time the generation was submitted, as best known: its deadline counts from here.
+    started_at: float
 
     @property
     def is_new(self) -> bool:
@@ -111,6 +120,7 @@ def submit_or_resume(
     *,
     chain: KeyChain,
     memory: TaskMemory,
+    conflict_wait: float = 0.0,
 ) -> Submission:
     """Return the generation of this task instance: the recorded one, a replay, or a new one.
 
@@ -121,6 +131,8 @@ def submit_or_resume(
     :param request: the validated request (uploads already resolved to URLs).
     :param chain: the key chain of this task instance and inputs.
     :param memory: the task instance's memory.
+    :param conflict_wait: seconds a create keeps retrying ``idempotency_conflict`` (a create
+        of an earlier try may still be running on Rivya's side).
     """
     first_link = 0
     stored = memory.generation(chain)
@@ -128,23 +140,38 @@ def submit_or_resume(
     if stored is not None and earlier is not None:
         log.info("Found generation %s from an earlier try: %s", earlier.id, earlier.status)
         if earlier.status is not TaskStatus.FAILED:
-            return Submission(earlier, stored.link, chain.key(stored.link), "resumed")
+            started = stored.submitted_at or started_at_of(earlier)
+            return Submission(earlier, stored.link, chain.key(stored.link), "resumed", started)
         first_link = stored.link + 1
     for link in range(first_link, first_link + MAX_CHAIN_WALK):
         key = chain.key(link)
-        task = client.create_generation(request, idempotency_key=key, validate=False)
-        memory.remember_generation(chain, link, task.id)
-        if not task.replayed:
+        sent_at = time.time()
+        task = client.create_generation(
+            request, idempotency_key=key, validate=False, conflict_wait=conflict_wait
+        )
+        if not (task.replayed or (stored is not None and task.id == stored.task_id)):
+            memory.remember_generation(chain, link, task.id, sent_at)
             log.info("Submitted generation %s (Idempotency-Key %s)", task.id, key)
-            return Submission(task, link, key, "submitted")
+            return Submission(task, link, key, "submitted", sent_at)
+        started = started_at_of(task)
+        memory.remember_generation(chain, link, task.id, started)
         task = client.get_generation(task.id)
         log.info("Rivya replayed generation %s for key %s: %s", task.id, key, task.status)
         if task.status is not TaskStatus.FAILED:
-            return Submission(task, link, key, "replayed")
+            return Submission(task, link, key, "replayed", started)
     raise ChainExhaustedError(
         f"{MAX_CHAIN_WALK} earlier generations of this task instance failed; "
         "set fresh_generation_on_retry=True or change the inputs to start over"
     )
+
+
+def started_at_of(task: GenerationTask) -> float:
+    """Estimate when a generation found again was submitted: its ``created_at``, never later
+    than now (a server clock ahead of ours must not stretch the deadline), else now."""
+    now = time.time()
+    if task.created_at is None:
+        return now
+    return min(task.created_at.timestamp(), now)
 
 
 def _recorded_task(client: RivyaClient, stored: StoredGeneration) -> GenerationTask | None:

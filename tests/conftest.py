@@ -6,7 +6,12 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+
+from rivya_provider.client.live_catalog import clear_catalog_cache
 
 pytest_plugins = ["tests.emulator_fixtures"]
 
@@ -30,3 +35,11 @@ os.environ.update(
 )
 # A connection left in the environment by the caller must not leak into tests.
 os.environ.pop("AIRFLOW_CONN_RIVYA_DEFAULT", None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_model_catalogue() -> Iterator[None]:
+    """Each test reads Rivya's catalogue afresh: servers of earlier tests may reuse a port."""
+    clear_catalog_cache()
+    yield
+    clear_catalog_cache()

@@ -142,6 +142,8 @@ class Call:
     #: Builds the multipart ``files`` afresh for each attempt (a stream must be rewound).
     files: Callable[[], Mapping[str, Any]] | None = None
     authenticated: bool = True
+    #: Attempts for this call; ``None`` follows the :class:`RetryPolicy`.
+    max_attempts: int | None = None
 
     @property
     def label(self) -> str:
@@ -191,7 +193,7 @@ def api_error(response: httpx.Response) -> RivyaAPIError:
     code, message, request_id = f"http_{response.status_code}", "", None
     try:
         body = ErrorEnvelope.model_validate_json(response.content).error
-        code, message, request_id = body.code, body.message, body.request_id
+        code, message, request_id = body.code or code, body.message, body.request_id
     except ValidationError:
         message = response.text[:300].strip() or response.reason_phrase
     request_id = request_id or response.headers.get("x-request-id")
@@ -235,10 +237,27 @@ def parse(model: type[_ModelT], response: httpx.Response) -> _ModelT:
         ) from exc
 
 
-def parse_created_task(response: httpx.Response) -> GenerationTask:
-    """Read a create answer, noting whether it replayed an earlier task for the same key."""
+#: Seconds a replayed task's ``created_at`` must predate the request, so clock skew between
+#: Rivya and us does not make a new task look replayed.
+REPLAY_CLOCK_SKEW = 60.0
+
+
+def parse_created_task(response: httpx.Response, *, sent_at: float) -> GenerationTask:
+    """Read a create answer, noting whether it replayed an earlier task for the same key.
+
+    Rivya's docs promise no replay header, so an answer is also a replay when the task was created
+    before the request was sent, or is already finished without a ``created_at`` that shows it
+    is new (a task that failed at once on a fast server is new, not replayed).
+
+    :param response: the create answer.
+    :param sent_at: Unix time at which the request was sent.
+    """
     task = parse(GenerationTask, response)
-    task._replayed = response.headers.get("Idempotent-Replayed", "").lower() == "true"
+    header = response.headers.get("Idempotent-Replayed", "").strip().lower() == "true"
+    created = task.created_at.timestamp() if task.created_at is not None else None
+    created_before = created is not None and created < sent_at - REPLAY_CLOCK_SKEW
+    finished_unknown_age = task.status.is_terminal and created is None
+    task._replayed = header or created_before or finished_unknown_age
     return task
 
 
@@ -264,7 +283,7 @@ def retry_options(policy: RetryPolicy, call: Call) -> dict[str, Any]:
         )
 
     return {
-        "stop": stop_after_attempt(policy.max_attempts),
+        "stop": stop_after_attempt(call.max_attempts or policy.max_attempts),
         "wait": wait,
         "retry": retry_if_exception(is_retryable),
         "before_sleep": before_sleep,

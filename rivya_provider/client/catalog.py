@@ -1,12 +1,15 @@
-"""The documented Rivya models and the local checks made before anything is sent.
+"""Model descriptions and the local checks made before anything is sent.
 
-Known models are validated here so bad input costs no request and no credit. A model id that is not
-in :data:`CATALOG` is sent as-is: Rivya adds models without notice and validates them itself.
+The clients check requests against Rivya's live catalogue (``GET /api/v1/models``, see
+:mod:`rivya_provider.client.live_catalog`); :data:`CATALOG`, the documented models, is the offline
+fallback. Bad input for a known model costs no request and no credit. A model id that no catalogue
+knows is sent as-is: Rivya adds models without notice and validates them itself.
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -16,6 +19,8 @@ from pydantic import ValidationError
 
 from rivya_provider.client.errors import FieldProblem, RequestValidationError
 from rivya_provider.client.models import FileKind, GenerationRequest, ModelInfo, ReferenceMediaItem
+
+log = logging.getLogger("rivya_provider.client")
 
 MB = 1024 * 1024
 REFERENCE_ITEMS_PARAM = "referenceMediaItems"
@@ -49,7 +54,8 @@ class ParamSpec:
     """One model parameter: its type, default and allowed values."""
 
     key: str
-    type: Literal["select", "number", "text"]
+    #: ``any`` is a type this version does not know: its values are sent unchecked.
+    type: Literal["select", "number", "text", "any"]
     default: Any = None
     options: tuple[str, ...] = ()
     min: float | None = None
@@ -61,14 +67,21 @@ class ParamSpec:
             return self._select(value)
         if self.type == "number":
             return self._number(value)
+        if self.type == "any":
+            return value
         if not isinstance(value, str):
             raise ValueError(f"expected text, got {type(value).__name__} {value!r}")
         return value
 
-    def _select(self, value: Any) -> str:
+    def _select(self, value: Any) -> Any:
         # The docs send the boolean options as the strings "true"/"false"; accept Python bools too.
         if isinstance(value, bool) and set(self.options) == {"true", "false"}:
             value = "true" if value else "false"
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            # Templated or numeric values for options like "2" or "1.5".
+            value = str(value) if str(value) in self.options else value
+        if not self.options:
+            return value
         if value not in self.options:
             raise ValueError(f"{value!r} is not allowed; allowed: {', '.join(self.options)}")
         return str(value)
@@ -87,7 +100,9 @@ class ParamSpec:
         if (self.min is not None and number < self.min) or (
             self.max is not None and number > self.max
         ):
-            raise ValueError(f"{value!r} is out of range; allowed: {self.min:g} to {self.max:g}")
+            low = "" if self.min is None else f"{self.min:g}"
+            high = "" if self.max is None else f"{self.max:g}"
+            raise ValueError(f"{value!r} is out of range; allowed: {low} to {high}".strip())
         return int(number) if number.is_integer() else number
 
     def to_wire(self) -> dict[str, Any]:
@@ -108,18 +123,25 @@ class ParamSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A documented model: credits, prompt limit, params and reference-file rules."""
+    """A model's rules: credits, prompt limit, params and reference-file rules.
+
+    ``strict_params`` says whether a param this spec does not list is refused (the live catalogue
+    is Rivya's own word) or sent with a warning (the built-in catalogue may be out of date).
+    ``None`` limits are unknown and not checked.
+    """
 
     id: str
     display_name: str
-    base_credits: int
+    base_credits: int | float | None
     max_prompt_length: int | None
-    max_reference_images: int
+    max_reference_images: int | None
     params: tuple[ParamSpec, ...]
     reference_kinds: tuple[FileKind, ...] = (FileKind.IMAGE,)
     file_limits: Mapping[FileKind, FileLimit] = field(
         default_factory=lambda: {FileKind.IMAGE: DEFAULT_FILE_LIMITS[FileKind.IMAGE]}
     )
+    prompt_required: bool = True
+    strict_params: bool = False
 
     def param(self, key: str) -> ParamSpec | None:
         return next((p for p in self.params if p.key == key), None)
@@ -207,6 +229,12 @@ def validate_generation(
     if spec is None:
         return request
     problems = _prompt_problems(spec, request.prompt)
+    for key in _unlisted_params(spec, request.params):
+        log.warning(
+            "Param %r is not in the built-in description of %s; sending it for Rivya to judge",
+            key,
+            spec.id,
+        )
     params: dict[str, Any] = {}
     for key, value in request.params.items():
         try:
@@ -220,8 +248,17 @@ def validate_generation(
     return request.model_copy(update={"params": params})
 
 
+def _unlisted_params(spec: ModelSpec, params: Mapping[str, Any]) -> list[str]:
+    """Params a lenient spec does not list (they are sent unchecked)."""
+    if spec.strict_params:
+        return []
+    return [k for k in params if k != REFERENCE_ITEMS_PARAM and spec.param(k) is None]
+
+
 def _prompt_problems(spec: ModelSpec, prompt: str | None) -> list[FieldProblem]:
     if prompt is None or not prompt.strip():
+        if not spec.prompt_required:
+            return []
         return [FieldProblem("prompt", f"is required for {spec.id} and must not be blank")]
     if spec.max_prompt_length is not None and len(prompt) > spec.max_prompt_length:
         return [
@@ -237,6 +274,8 @@ def _normalise_param(spec: ModelSpec, key: str, value: Any) -> Any:
     if key == REFERENCE_ITEMS_PARAM:
         return _reference_items(spec, value)
     param = spec.param(key)
+    if param is None and not spec.strict_params:
+        return value
     if param is None:
         known = [p.key for p in spec.params] + [REFERENCE_ITEMS_PARAM]
         close = difflib.get_close_matches(key, known, n=1)
@@ -249,7 +288,7 @@ def _reference_items(spec: ModelSpec, value: Any) -> list[dict[str, Any]]:
     field_name = f"params.{REFERENCE_ITEMS_PARAM}"
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
         raise ValueError(f"expected a list of reference media items, got {type(value).__name__}")
-    if len(value) > spec.max_reference_images:
+    if spec.max_reference_images is not None and len(value) > spec.max_reference_images:
         raise ValueError(
             f"{len(value)} items given; {spec.id} accepts at most {spec.max_reference_images}"
         )
@@ -262,7 +301,7 @@ def _reference_items(spec: ModelSpec, value: Any) -> list[dict[str, Any]]:
         except ValidationError as exc:
             problems.extend(pydantic_problems(where, exc))
             continue
-        if item.kind not in spec.reference_kinds:
+        if spec.reference_kinds and item.kind not in spec.reference_kinds:
             allowed = ", ".join(str(k) for k in spec.reference_kinds)
             problems.append(
                 FieldProblem(f"{where}.kind", f"{item.kind!s} is not accepted; allowed: {allowed}")
@@ -282,12 +321,14 @@ def pydantic_problems(where: str, exc: ValidationError) -> list[FieldProblem]:
     return problems
 
 
-def file_limit(kind: FileKind, *, model: str | None = None) -> FileLimit | None:
-    """Return the Files API limit for ``kind``, narrowed by ``model`` when it is known.
+def file_limit(
+    kind: FileKind, *, model: str | None = None, catalog: Mapping[str, ModelSpec] = CATALOG
+) -> FileLimit | None:
+    """Return the Files API limit for ``kind``, as ``model`` sets it when the catalogue knows it.
 
     :returns: ``None`` when a known model does not accept this kind at all.
     """
-    spec = CATALOG.get(model) if model else None
+    spec = catalog.get(model) if model else None
     if spec is None:
         return DEFAULT_FILE_LIMITS[kind]
     return spec.file_limits.get(kind)

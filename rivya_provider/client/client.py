@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, BinaryIO, Self
 
@@ -18,7 +19,7 @@ import anyio
 import httpx
 from tenacity import AsyncRetrying, Retrying
 
-from rivya_provider.client import _rules
+from rivya_provider.client import _rules, live_catalog
 from rivya_provider.client._rules import (
     DEFAULT_BASE_URL,
     Call,
@@ -27,7 +28,7 @@ from rivya_provider.client._rules import (
     RetryPolicy,
     Timeouts,
 )
-from rivya_provider.client.catalog import validate_generation
+from rivya_provider.client.catalog import CATALOG, ModelSpec, validate_generation
 from rivya_provider.client.downloads import (
     CHUNK_BYTES,
     DEFAULT_MAX_DOWNLOAD_BYTES,
@@ -35,7 +36,11 @@ from rivya_provider.client.downloads import (
     DownloadedFile,
     DownloadSink,
 )
-from rivya_provider.client.errors import GenerationTimeoutError
+from rivya_provider.client.errors import (
+    GenerationTimeoutError,
+    IdempotencyConflictError,
+    RivyaError,
+)
 from rivya_provider.client.models import (
     Credits,
     FileKind,
@@ -44,7 +49,6 @@ from rivya_provider.client.models import (
     ModelInfo,
     ModelList,
     RivyaFile,
-    TaskStatus,
 )
 from rivya_provider.client.uploads import PreparedUpload, UploadSource, prepare_upload
 
@@ -78,13 +82,37 @@ class _ClientBase:
 
     @staticmethod
     def _create_call(
-        request: GenerationRequest, *, idempotency_key: str | None, validate: bool
+        request: GenerationRequest,
+        *,
+        idempotency_key: str | None,
+        catalog: Mapping[str, ModelSpec] | None,
     ) -> Call:
-        if validate:
-            request = validate_generation(request)
+        if catalog is not None:
+            request = validate_generation(request, catalog=catalog)
         key = _rules.idempotency_key(idempotency_key)
         return Call(
             "POST", "/generations", json=request.to_wire(), headers={"Idempotency-Key": key}
+        )
+
+    _MODELS_CALL = Call("GET", "/models", max_attempts=1)
+
+    def _cached_catalog(self) -> Mapping[str, ModelSpec] | None:
+        return live_catalog.CACHE.get(self.config.base_url)
+
+    def _keep_catalog(self, models: list[ModelInfo] | RivyaError) -> Mapping[str, ModelSpec]:
+        if isinstance(models, RivyaError):
+            log.warning(
+                "Could not read Rivya's model catalogue (%s); checking inputs against the "
+                "built-in description of the documented models",
+                models,
+            )
+            return live_catalog.CACHE.put(
+                self.config.base_url, CATALOG, ttl=live_catalog.FALLBACK_TTL_SECONDS
+            )
+        return live_catalog.CACHE.put(
+            self.config.base_url,
+            live_catalog.catalog_from_models(models),
+            ttl=live_catalog.CATALOG_TTL_SECONDS,
         )
 
     @staticmethod
@@ -93,6 +121,16 @@ class _ClientBase:
             return upload.multipart(handle)
 
         return Call("POST", "/files", data=upload.form(), files=files)
+
+    def _conflict_wait(
+        self, call: Call, request: GenerationRequest, budget: float
+    ) -> _ConflictWait:
+        return _ConflictWait(
+            budget=budget,
+            clock=self._clock,
+            key=call.headers["Idempotency-Key"],
+            request=request,
+        )
 
     def _wait_plan(
         self, timeout: float | None, poll_interval: float | None, first: float | None
@@ -104,6 +142,50 @@ class _ClientBase:
             interval=policy.interval if poll_interval is None else poll_interval,
             first_delay=policy.first_delay if first is None else first,
         )
+
+
+class _ConflictWait:
+    """How long a create keeps retrying an ``idempotency_conflict``, and how it backs off."""
+
+    _FIRST = 1.0
+    _LONGEST = 30.0
+
+    def __init__(
+        self,
+        *,
+        budget: float,
+        clock: Callable[[], float],
+        key: str,
+        request: GenerationRequest,
+    ) -> None:
+        self._clock = clock
+        self._started = clock()
+        self._budget = budget
+        self._key = key
+        self._request = request
+        self._attempt = 0
+
+    def next_delay(self, error: IdempotencyConflictError) -> float:
+        """Return the pause before the next attempt, or raise ``error`` naming the key."""
+        waited = self._clock() - self._started
+        remaining = self._budget - waited
+        if remaining <= 0:
+            error.idempotency_key = self._key
+            error.client_request_id = self._request.client_request_id
+            error.waited_seconds = waited
+            raise error
+        self._attempt += 1
+        backoff = random.uniform(0, min(self._LONGEST, self._FIRST * 2**self._attempt))  # noqa: S311
+        delay = max(backoff, error.retry_after or 0.0)
+        log.warning(
+            "Rivya answered idempotency_conflict for key %s (%s); the first request may still be "
+            "running: retrying in %.1fs (%.0fs left)",
+            self._key,
+            error.message,
+            delay,
+            remaining,
+        )
+        return min(delay, remaining)
 
 
 class _WaitPlan:
@@ -122,14 +204,15 @@ class _WaitPlan:
         self._deadline = self._started + timeout
         self._interval = interval
         self.first_delay = max(0.0, min(first_delay, timeout))
-        self._last_status: TaskStatus | None = None
+        self._last_status: str | None = None
 
     def after(self, task: GenerationTask, *, raise_on_failure: bool) -> GenerationTask | float:
         """Return the task when it is done, else the seconds to sleep before the next poll."""
         elapsed = self._clock() - self._started
-        if task.status != self._last_status:
-            log.info("Rivya task %s is %s after %.1fs", task.id, task.status, elapsed)
-            self._last_status = task.status
+        reported = task.reported_status or str(task.status)
+        if reported != self._last_status:
+            log.info("Rivya task %s is %s after %.1fs", task.id, reported, elapsed)
+            self._last_status = reported
         if task.status.is_terminal:
             if raise_on_failure:
                 task.raise_for_failure()
@@ -137,7 +220,7 @@ class _WaitPlan:
         remaining = self._deadline - self._clock()
         if remaining <= 0:
             raise GenerationTimeoutError(
-                task_id=task.id, last_status=str(task.status), waited_seconds=elapsed
+                task_id=task.id, last_status=reported, waited_seconds=elapsed
             )
         return min(self._interval, remaining)
 
@@ -202,9 +285,25 @@ class RivyaClient(_ClientBase):
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def list_models(self) -> list[ModelInfo]:
-        """Return the public model catalogue (no key needed)."""
-        call = Call("GET", "/models", authenticated=False)
-        return _rules.parse(ModelList, self._send(call)).data
+        """Return Rivya's model catalogue (public; the key is sent so an account sees its own)."""
+        return _rules.parse(ModelList, self._send(Call("GET", "/models"))).data
+
+    def model_catalog(self) -> Mapping[str, ModelSpec]:
+        """Return the rules inputs are checked against: Rivya's catalogue, read once per process.
+
+        Falls back to the built-in description of the documented models (for a minute) when
+        ``/models`` cannot be read.
+        """
+        cached = self._cached_catalog()
+        if cached is not None:
+            return cached
+        try:
+            models: list[ModelInfo] | RivyaError = _rules.parse(
+                ModelList, self._send(self._MODELS_CALL)
+            ).data
+        except RivyaError as exc:
+            models = exc
+        return self._keep_catalog(models)
 
     def get_credits(self) -> Credits:
         """Return the wallet balance; also the cheapest way to prove a key works."""
@@ -228,7 +327,12 @@ class RivyaClient(_ClientBase):
         :param client_request_id: your trace id (at most 128 characters).
         """
         upload = prepare_upload(
-            source, kind=kind, model=model, name=name, client_request_id=client_request_id
+            source,
+            kind=kind,
+            model=model,
+            name=name,
+            client_request_id=client_request_id,
+            catalog=self.model_catalog() if model else CATALOG,
         )
         with upload.stream() as handle:
             return _rules.parse(RivyaFile, self._send(self._upload_call(upload, handle)))
@@ -243,17 +347,26 @@ class RivyaClient(_ClientBase):
         *,
         idempotency_key: str | None = None,
         validate: bool = True,
+        conflict_wait: float = 0.0,
     ) -> GenerationTask:
         """Submit a generation; every retry of this call reuses one Idempotency-Key.
 
         :param request: model, prompt, params and optional client_request_id.
         :param idempotency_key: replays the original task when sent again with the same body;
             a fresh key is made when omitted.
-        :param validate: check known models locally first (turn off only for params Rivya added
-            after this version).
+        :param validate: check the request against Rivya's model catalogue first.
+        :param conflict_wait: seconds to keep retrying ``idempotency_conflict`` answers (the
+            first request with the key may still be running), with backoff.
         """
-        call = self._create_call(request, idempotency_key=idempotency_key, validate=validate)
-        return _rules.parse_created_task(self._send(call))
+        catalog = self.model_catalog() if validate else None
+        call = self._create_call(request, idempotency_key=idempotency_key, catalog=catalog)
+        conflicts = self._conflict_wait(call, request, conflict_wait)
+        while True:
+            sent_at = time.time()
+            try:
+                return _rules.parse_created_task(self._send(call), sent_at=sent_at)
+            except IdempotencyConflictError as exc:
+                self._sleep(conflicts.next_delay(exc))
 
     def get_generation(self, task_id: str) -> GenerationTask:
         """Return a task's current status, credits and result."""
@@ -379,9 +492,21 @@ class AsyncRivyaClient(_ClientBase):
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def alist_models(self) -> list[ModelInfo]:
-        """Return the public model catalogue (no key needed)."""
-        call = Call("GET", "/models", authenticated=False)
-        return _rules.parse(ModelList, await self._send(call)).data
+        """Return Rivya's model catalogue; see :meth:`RivyaClient.list_models`."""
+        return _rules.parse(ModelList, await self._send(Call("GET", "/models"))).data
+
+    async def amodel_catalog(self) -> Mapping[str, ModelSpec]:
+        """Return the rules inputs are checked against; see :meth:`RivyaClient.model_catalog`."""
+        cached = self._cached_catalog()
+        if cached is not None:
+            return cached
+        try:
+            models: list[ModelInfo] | RivyaError = _rules.parse(
+                ModelList, await self._send(self._MODELS_CALL)
+            ).data
+        except RivyaError as exc:
+            models = exc
+        return self._keep_catalog(models)
 
     async def aget_credits(self) -> Credits:
         """Return the wallet balance; also the cheapest way to prove a key works."""
@@ -397,9 +522,15 @@ class AsyncRivyaClient(_ClientBase):
         client_request_id: str | None = None,
     ) -> RivyaFile:
         """Upload a reference file; see :meth:`RivyaClient.upload_file`."""
+        catalog = await self.amodel_catalog() if model else CATALOG
         upload = await anyio.to_thread.run_sync(
             lambda: prepare_upload(
-                source, kind=kind, model=model, name=name, client_request_id=client_request_id
+                source,
+                kind=kind,
+                model=model,
+                name=name,
+                client_request_id=client_request_id,
+                catalog=catalog,
             )
         )
         with upload.stream() as handle:
@@ -415,10 +546,18 @@ class AsyncRivyaClient(_ClientBase):
         *,
         idempotency_key: str | None = None,
         validate: bool = True,
+        conflict_wait: float = 0.0,
     ) -> GenerationTask:
         """Submit a generation; see :meth:`RivyaClient.create_generation`."""
-        call = self._create_call(request, idempotency_key=idempotency_key, validate=validate)
-        return _rules.parse_created_task(await self._send(call))
+        catalog = await self.amodel_catalog() if validate else None
+        call = self._create_call(request, idempotency_key=idempotency_key, catalog=catalog)
+        conflicts = self._conflict_wait(call, request, conflict_wait)
+        while True:
+            sent_at = time.time()
+            try:
+                return _rules.parse_created_task(await self._send(call), sent_at=sent_at)
+            except IdempotencyConflictError as exc:
+                await self._sleep(conflicts.next_delay(exc))
 
     async def aget_generation(self, task_id: str) -> GenerationTask:
         """Return a task's current status, credits and result."""

@@ -104,14 +104,37 @@ class NotFoundError(RivyaAPIError):
 
 
 class IdempotencyConflictError(RivyaAPIError):
-    """The Idempotency-Key was used with another body, or its first request is still running.
+    """Rivya refused an Idempotency-Key (HTTP 409 ``idempotency_conflict``).
 
-    Only the second case is worth retrying; the emulator marks it with ``Retry-After``.
+    The docs do not say when: the first request with the key may still be running, the key may
+    have been used with another body, or the server may refuse every repeat of a key. A create
+    therefore waits such a conflict out for as long as it was told to (``conflict_wait``), then
+    raises this error naming the key: a generation may exist under it.
     """
+
+    #: The refused key and the create's ``client_request_id`` (set by ``create_generation``).
+    idempotency_key: str | None = None
+    client_request_id: str | None = None
+    #: Seconds the create kept retrying before giving up.
+    waited_seconds: float = 0.0
 
     @property
     def in_flight(self) -> bool:
+        """True when Rivya said when to retry (``Retry-After``): the first request is running."""
         return self.retry_after is not None
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.idempotency_key is None:
+            return text
+        trace = ""
+        if self.client_request_id:
+            trace = f" and client_request_id {self.client_request_id!r}"
+        return (
+            f"{text}. Rivya refused Idempotency-Key {self.idempotency_key!r}{trace} for "
+            f"{self.waited_seconds:.0f}s: a generation may already exist under this key (it is "
+            "never charged twice), or an earlier request sent other data with it"
+        )
 
 
 class InsufficientCreditsError(RivyaAPIError):

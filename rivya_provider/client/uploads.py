@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,13 @@ from typing import IO, Any, BinaryIO
 
 import filetype
 
-from rivya_provider.client.catalog import DEFAULT_FILE_LIMITS, file_limit
+from rivya_provider.client.catalog import (
+    CATALOG,
+    DEFAULT_FILE_LIMITS,
+    FileLimit,
+    ModelSpec,
+    file_limit,
+)
 from rivya_provider.client.errors import FieldProblem, RequestValidationError
 from rivya_provider.client.models import CLIENT_REQUEST_ID_MAX, FileKind
 
@@ -36,11 +42,13 @@ def detect_mime_type(head: bytes) -> str | None:
     return "image/png" if guess.mime == "image/apng" else str(guess.mime)
 
 
-def kind_of(mime_type: str) -> FileKind | None:
-    """Infer the Files API ``kind`` from a MIME type it accepts."""
-    for kind, limit in DEFAULT_FILE_LIMITS.items():
+def kind_of(mime_type: str, *, spec: ModelSpec | None = None) -> FileKind | None:
+    """Infer the Files API ``kind`` from a MIME type the model (or the Files API) accepts."""
+    limits: list[FileLimit] = [*(spec.file_limits.values() if spec else ())]
+    limits += DEFAULT_FILE_LIMITS.values()
+    for limit in limits:
         if mime_type in limit.mime_types:
-            return kind
+            return limit.kind
     return None
 
 
@@ -84,6 +92,7 @@ def prepare_upload(
     model: str | None = None,
     name: str | None = None,
     client_request_id: str | None = None,
+    catalog: Mapping[str, ModelSpec] = CATALOG,
 ) -> PreparedUpload:
     """Check an upload against the Files API limits without sending anything.
 
@@ -92,6 +101,7 @@ def prepare_upload(
     :param model: when given, the model's own limits apply (and Rivya checks it accepts the kind).
     :param name: the file name Rivya records; defaults to the path's or file object's name.
     :param client_request_id: your trace id, at most 128 characters.
+    :param catalog: where ``model``'s limits come from (the live catalogue, in the clients).
     :raises RequestValidationError: naming the field, the value and what is allowed.
     """
     if isinstance(source, bytes):
@@ -104,17 +114,24 @@ def prepare_upload(
         size = handle.seek(0, os.SEEK_END)
         handle.seek(0)
     problems = upload_problems(
-        name=name, head=head, size=size, kind=kind, model=model, client_request_id=client_request_id
+        name=name,
+        head=head,
+        size=size,
+        kind=kind,
+        model=model,
+        client_request_id=client_request_id,
+        catalog=catalog,
     )
     if problems:
         raise RequestValidationError(problems, subject=f"upload of {name!r}")
     mime_type = detect_mime_type(head)
     assert mime_type is not None  # upload_problems() rejected unknown types
+    spec = catalog.get(model) if model else None
     return PreparedUpload(
         source=source,
         name=name,
         mime_type=mime_type,
-        kind=FileKind(kind) if kind else kind_of(mime_type) or FileKind.IMAGE,
+        kind=FileKind(kind) if kind else kind_of(mime_type, spec=spec) or FileKind.IMAGE,
         size_bytes=size,
         model=model,
         client_request_id=client_request_id,
@@ -129,8 +146,9 @@ def upload_problems(
     kind: FileKind | str | None,
     model: str | None,
     client_request_id: str | None,
+    catalog: Mapping[str, ModelSpec] = CATALOG,
 ) -> list[FieldProblem]:
-    """List what the Files API would refuse in an upload (the emulator applies the same rules).
+    """List what the Files API would refuse in an upload.
 
     :param name: the file name, for messages.
     :param head: the file's first bytes (at least :data:`SIGNATURE_BYTES` when it is that long).
@@ -138,9 +156,11 @@ def upload_problems(
     :param kind: the kind asked for, or ``None`` to infer it from the content.
     :param model: the model whose limits apply, if any.
     :param client_request_id: the caller's trace id, if any.
+    :param catalog: where ``model``'s limits come from.
     """
     mime_type = detect_mime_type(head)
-    inferred = kind_of(mime_type) if mime_type else None
+    spec = catalog.get(model) if model else None
+    inferred = kind_of(mime_type, spec=spec) if mime_type else None
     if kind is not None and kind not in set(FileKind):
         allowed = ", ".join(str(k) for k in FileKind)
         return [FieldProblem("kind", f"{kind!r} is not a file kind; allowed: {allowed}")]
@@ -149,7 +169,7 @@ def upload_problems(
         allowed = ", ".join(t for limit in DEFAULT_FILE_LIMITS.values() for t in limit.mime_types)
         seen = mime_type or "an unknown type"
         return [FieldProblem("file", f"{name!r} is {seen} by its content; allowed: {allowed}")]
-    limit = file_limit(wanted, model=model)
+    limit = file_limit(wanted, model=model, catalog=catalog)
     if limit is None:
         return [FieldProblem("kind", f"model {model} does not accept {wanted} files")]
     problems = []

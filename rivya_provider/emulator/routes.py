@@ -91,7 +91,7 @@ def public_router(backend: Backend) -> APIRouter:
             model=parsed.spec.id,
             prompt=parsed.request.prompt or "",
             params=parsed.request.params,
-            cost=parsed.spec.base_credits,
+            cost=int(parsed.spec.base_credits or 0),
             fate=backend.faults.task_fate,
             result_url=lambda task_id: f"{results}/{task_id}/0.{image.extension}",
         )

@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
@@ -20,6 +20,7 @@ from rivya_provider.client import (
     RequestValidationError,
     RivyaClient,
 )
+from rivya_provider.client.catalog import CATALOG, ModelSpec
 from rivya_provider.client.uploads import prepare_upload
 from rivya_provider.resume import TaskMemory
 
@@ -64,9 +65,15 @@ def _opened(source: str) -> Iterator[BinaryIO]:
 
 
 def inspect_files(
-    sources: Sequence[str], *, model: str | None, kind: FileKind | str | None = None
+    sources: Sequence[str],
+    *,
+    model: str | None,
+    kind: FileKind | str | None = None,
+    catalog: Mapping[str, ModelSpec] = CATALOG,
 ) -> list[ReferenceFile]:
     """Check every file's real type and size, and hash it; nothing is uploaded.
+
+    :param catalog: where ``model``'s file limits come from.
 
     :raises RequestValidationError: listing every file that cannot be uploaded, and why.
     """
@@ -76,7 +83,9 @@ def inspect_files(
         where = f"reference_files[{index}]"
         try:
             with _opened(source) as handle:
-                upload = prepare_upload(handle, kind=kind, model=model, name=_name(source))
+                upload = prepare_upload(
+                    handle, kind=kind, model=model, name=_name(source), catalog=catalog
+                )
                 digest = _sha256(handle)
         except RequestValidationError as exc:
             problems.extend(FieldProblem(f"{where} ({source})", p.message) for p in exc.problems)
@@ -133,7 +142,7 @@ def upload_files(
                 uploaded = client.upload_file(
                     handle, kind=kind or file.kind, model=model, name=file.name
                 )
-            item = uploaded.as_reference().to_wire()
+            item = uploaded.as_reference(kind=file.kind).to_wire()
             memory.remember_upload(file.sha256, item)
             log.info("Uploaded %s (%d bytes) as %s", file.source, file.size_bytes, uploaded.id)
         else:

@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from rivya_provider.client import FieldProblem, FileKind, RequestValidationError
+from rivya_provider.client import CATALOG, FieldProblem, FileKind, RequestValidationError
 from rivya_provider.exceptions import failing_fast
 from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.operators._references import (
@@ -65,7 +65,10 @@ class RivyaUploadFileOperator(BaseOperator):
                 problem = FieldProblem("files", "is empty; give at least one path or URI")
                 raise RequestValidationError([problem])
             try:
-                checked = inspect_files(sources, model=self.model or None, kind=self.kind or None)
+                catalog = self.hook.client.model_catalog() if self.model else CATALOG
+                checked = inspect_files(
+                    sources, model=self.model or None, kind=self.kind or None, catalog=catalog
+                )
                 items = upload_files(
                     self.hook.client,
                     checked,

@@ -20,7 +20,12 @@ from rivya_provider.client import (
     TaskStatus,
     validate_generation,
 )
-from rivya_provider.client.catalog import REFERENCE_ITEMS_PARAM, pydantic_problems
+from rivya_provider.client.catalog import (
+    CATALOG,
+    REFERENCE_ITEMS_PARAM,
+    ModelSpec,
+    pydantic_problems,
+)
 from rivya_provider.client.downloads import DEFAULT_MAX_DOWNLOAD_BYTES
 from rivya_provider.exceptions import failing_fast
 from rivya_provider.hooks.rivya import RivyaHook
@@ -38,6 +43,9 @@ from rivya_provider.outputs import copy_results
 from rivya_provider.resume import Submission, TaskMemory, submit_or_resume
 from rivya_provider.triggers.events import read_event
 from rivya_provider.triggers.generation import RivyaGenerationTrigger, deferred_first_poll_min
+
+#: How long a create waits out a conflict when the body may differ from an earlier try's.
+UNSURE_CONFLICT_WAIT_SECONDS = 60.0
 
 
 def _seconds(value: float | timedelta) -> float:
@@ -126,8 +134,9 @@ class RivyaGenerateOperator(BaseOperator):
         ``<generation id>-<n>.<ext>``; the manifest then lists the copies.
     :param max_download_bytes: size cap of each copied result.
     :param fresh_generation_on_retry: opt in to a new (paid) generation on every try.
-    :param validate: check inputs against the known model catalogue; turn off only to send
-        params Rivya added after this release.
+    :param validate: check inputs against Rivya's live model catalogue (``/models``, or the
+        built-in one when it cannot be read) before anything is spent; turn off to leave every
+        check to Rivya.
     """
 
     template_fields: Sequence[str] = (
@@ -205,8 +214,15 @@ class RivyaGenerateOperator(BaseOperator):
         memory = TaskMemory(context.get("task_state_store"))
         client = self.hook.client
         uploaded = upload_files(client, files, model=self.model, memory=memory)
-        request = self._request(given_items + uploaded)
-        submission = submit_or_resume(client, request, chain=chain, memory=memory)
+        catalog = client.model_catalog() if self.validate else None
+        request = self._request(given_items + uploaded, catalog)
+        submission = submit_or_resume(
+            client,
+            request,
+            chain=chain,
+            memory=memory,
+            conflict_wait=self._conflict_wait(memory, files),
+        )
         task = submission.task
         wire = request.to_wire()
         RivyaResultLink.persist(
@@ -214,7 +230,7 @@ class RivyaGenerateOperator(BaseOperator):
         )
         if not self.wait_for_completion or task.status.is_terminal:
             return self._finish(context, task, wire, submission.origin, submission.idempotency_key)
-        deadline = task.created_at.timestamp() + _seconds(self.generation_timeout)
+        deadline = submission.started_at + _seconds(self.generation_timeout)
         first_delay = self.first_poll_delay if submission.is_new else 0.0
         if self.deferrable:
             self._defer(submission, wire, deadline, first_delay)
@@ -226,6 +242,19 @@ class RivyaGenerateOperator(BaseOperator):
             first_delay=first_delay,
         )
         return self._finish(context, task, wire, submission.origin, submission.idempotency_key)
+
+    def _conflict_wait(self, memory: TaskMemory, files: list[ReferenceFile]) -> float:
+        """Seconds a create waits out ``idempotency_conflict`` answers.
+
+        The same body under the same key means a create of an earlier try (or attempt) may still
+        be running on Rivya's side, for as long as a generation may take. Below Airflow 3.3 the
+        files this operator uploads get new URLs on every try, so a conflict there most likely
+        means other data under the key: waiting long would only hold the worker.
+        """
+        timeout = _seconds(self.generation_timeout)
+        if memory.durable or not files:
+            return timeout
+        return min(timeout, UNSURE_CONFLICT_WAIT_SECONDS)
 
     def _defer(
         self, submission: Submission, wire: dict[str, Any], deadline: float, first_delay: float
@@ -307,8 +336,11 @@ class RivyaGenerateOperator(BaseOperator):
         params = _param_dict(self.model_params)
         given_items = _item_list(params.pop(REFERENCE_ITEMS_PARAM, None), "model_params")
         given_items += _item_list(self.reference_items, "reference_items")
-        files = inspect_files(as_source_list(self.reference_files), model=self.model)
-        self._request(given_items + [file.placeholder() for file in files])
+        catalog = self.hook.client.model_catalog() if self.validate else None
+        files = inspect_files(
+            as_source_list(self.reference_files), model=self.model, catalog=catalog or CATALOG
+        )
+        self._request(given_items + [file.placeholder() for file in files], catalog)
         return given_items, files
 
     def _plain_params(self) -> dict[str, Any]:
@@ -317,7 +349,10 @@ class RivyaGenerateOperator(BaseOperator):
         params.pop(REFERENCE_ITEMS_PARAM, None)
         return params
 
-    def _request(self, items: list[dict[str, Any]]) -> GenerationRequest:
+    def _request(
+        self, items: list[dict[str, Any]], catalog: Mapping[str, ModelSpec] | None
+    ) -> GenerationRequest:
+        """Build the request; with a ``catalog``, check it against it (nothing is sent)."""
         params = self._plain_params()
         if items:
             params[REFERENCE_ITEMS_PARAM] = items
@@ -330,7 +365,7 @@ class RivyaGenerateOperator(BaseOperator):
             )
         except ValidationError as exc:
             raise RequestValidationError(pydantic_problems("request", exc)) from None
-        return validate_generation(request) if self.validate else request
+        return validate_generation(request, catalog=catalog) if catalog is not None else request
 
     def _key_chain(
         self, context: Any, given_items: list[dict[str, Any]], files: list[ReferenceFile]

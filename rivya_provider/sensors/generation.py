@@ -14,6 +14,7 @@ from rivya_provider.exceptions import failing_fast
 from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.links import RivyaResultLink
 from rivya_provider.manifest import GenerationManifest
+from rivya_provider.resume import started_at_of
 from rivya_provider.triggers.events import read_event
 from rivya_provider.triggers.generation import RivyaGenerationTrigger, deferred_first_poll_min
 
@@ -24,8 +25,8 @@ class RivyaGenerationSensor(BaseSensorOperator):
     Typical use: ``RivyaGenerateOperator(wait_for_completion=False)`` submits, this sensor waits,
     e.g. ``generation_id="{{ ti.xcom_pull('submit')['generation_id'] }}"``. In ``poke`` mode a
     transient error (429, 5xx, connection) counts as "not yet". With ``deferrable`` the wait runs
-    in the triggerer; its deadline is the generation's ``created_at`` plus the sensor's
-    ``timeout``.
+    in the triggerer; its deadline is the generation's ``created_at`` (or, without one, the
+    start of the wait) plus the sensor's ``timeout``.
 
     :param generation_id: the Rivya task id (``task_...``).
     :param rivya_conn_id: the Airflow Connection of type ``rivya``.
@@ -69,7 +70,7 @@ class RivyaGenerationSensor(BaseSensorOperator):
             self.defer(
                 trigger=RivyaGenerationTrigger(
                     generation_id=task.id,
-                    deadline=task.created_at.timestamp() + float(self.timeout),
+                    deadline=started_at_of(task) + float(self.timeout),
                     rivya_conn_id=self.rivya_conn_id,
                     poll_interval=float(self.poke_interval),
                     first_delay=deferred_first_poll_min(),

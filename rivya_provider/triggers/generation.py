@@ -123,14 +123,14 @@ class RivyaGenerationTrigger(BaseTrigger):
                 )
             else:
                 errors = 0
-                last_status = str(task.status)
+                last_status = task.reported_status or str(task.status)
                 if task.status.is_terminal:
                     return GenerationEvent.finished(task)
                 delay = self.poll_interval
                 self.log.info(
                     "Generation %s is %s; %.0fs left before the deadline",
                     task.id,
-                    task.status,
+                    last_status,
                     max(0.0, self._remaining()),
                 )
             if self._remaining() <= 0:

@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from rivya_provider.client import RetryPolicy
+from rivya_provider.client import CATALOG, RetryPolicy
+from rivya_provider.client.live_catalog import CACHE
 from tests.clients import FLAVOURS, Api, make_api
 
 API_KEY = "rvya_sk_unit_test_secret_1234567890"
@@ -55,6 +56,13 @@ class Script:
 
     def json_bodies(self) -> list[Any]:
         return [json.loads(r.content) for r in self.requests]
+
+
+@pytest.fixture(autouse=True)
+def _known_catalogue(_fresh_model_catalogue: None) -> None:
+    """Rule tests see the built-in catalogue without a ``/models`` request; catalogue tests clear
+    it (``clear_catalog_cache()``) to see the fetch."""
+    CACHE.put(BASE_URL, CATALOG, ttl=3600)
 
 
 @pytest.fixture(params=FLAVOURS)

@@ -46,11 +46,12 @@ async def test_authenticated_call_sends_key_user_agent_and_url(api: Api, script:
     assert request.headers["accept"] == "application/json"
 
 
-async def test_public_catalogue_is_fetched_without_the_key(api: Api, script: Script) -> None:
+async def test_the_catalogue_is_fetched_with_the_key(api: Api, script: Script) -> None:
+    # /models is public, but an account may see models others do not.
     script.answers = [httpx.Response(200, json={"object": "list", "data": [{"id": "m1"}]})]
     models = await api("list_models")
     assert [m.id for m in models] == ["m1"]
-    assert "authorization" not in script.requests[0].headers
+    assert script.requests[0].headers["authorization"] == f"Bearer {API_KEY}"
 
 
 async def test_timeouts_reach_the_wire(flavour: str) -> None:
@@ -172,6 +173,9 @@ async def test_in_flight_idempotency_conflict_is_retried_other_conflicts_are_not
         await api("create_generation", FLEX, idempotency_key="k-1")
     assert caught.value.in_flight is False
     assert len(script.requests) == 3
+    # Without conflict_wait nothing is waited out, but the error names the refused key.
+    assert caught.value.idempotency_key == "k-1"
+    assert "a generation may already exist under this key" in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -75,14 +75,15 @@ def test_memory_records_and_finds_the_generation_of_its_chain(
     memory = TaskMemory(state_store)
     assert memory.durable
     assert memory.generation(CHAIN) is None
-    memory.remember_generation(CHAIN, 2, "task_abc")
+    memory.remember_generation(CHAIN, 2, "task_abc", 1778457600.5)
     assert memory.generation(CHAIN) == StoredGeneration(
-        chain_id=CHAIN.chain_id, link=2, task_id="task_abc"
+        chain_id=CHAIN.chain_id, link=2, task_id="task_abc", submitted_at=1778457600.5
     )
     assert state_store.get(GENERATION_KEY) == {
         "chain_id": CHAIN.chain_id,
         "link": 2,
         "task_id": "task_abc",
+        "submitted_at": 1778457600.5,
     }
     # A later try with other inputs does not pick up this record.
     assert memory.generation(_chain("another prompt")) is None
@@ -139,6 +140,8 @@ def test_first_call_submits_and_records(
         "chain_id": CHAIN.chain_id,
         "link": 0,
         "task_id": submission.task.id,
+        # Local time of the submission: the wait deadline counts from here on every try.
+        "submitted_at": submission.started_at,
     }
     assert instant.counters()["tasks_created"] == 1
 
@@ -188,7 +191,7 @@ def test_lost_record_is_replayed_by_the_key_chain(
     assert counters["credits_charged"] == 14
     # The replay is recorded, so the next try resumes without another create.
     assert TaskMemory(fresh_store).generation(CHAIN) == StoredGeneration(
-        chain_id=CHAIN.chain_id, link=0, task_id=first.task.id
+        chain_id=CHAIN.chain_id, link=0, task_id=first.task.id, submitted_at=again.started_at
     )
 
 
@@ -215,7 +218,7 @@ def test_a_failed_recorded_generation_moves_to_the_next_link(
     assert retried.idempotency_key == CHAIN.key(1)
     assert retried.task.id != failed.task.id
     assert TaskMemory(state_store).generation(CHAIN) == StoredGeneration(
-        chain_id=CHAIN.chain_id, link=1, task_id=retried.task.id
+        chain_id=CHAIN.chain_id, link=1, task_id=retried.task.id, submitted_at=retried.started_at
     )
     counters = instant.counters()
     assert counters["tasks_created"] == 2
