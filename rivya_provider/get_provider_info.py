@@ -88,12 +88,29 @@ def get_provider_info() -> dict[str, Any]:
                     ),
                     "max_attempts": {
                         "label": "Attempts per request",
-                        "description": "Tries per request on 429, 5xx and network errors.",
+                        "description": "Most tries per request on 429, 5xx and network errors "
+                        "(a safety cap; the retry budget is the main limit).",
                         "schema": {
                             "type": ["integer", "null"],
                             "minimum": 1,
-                            "maximum": 20,
-                            "default": 5,
+                            "maximum": 50,
+                            "default": 12,
+                        },
+                    },
+                    "retry_budget": _seconds_field(
+                        "Retry budget (s)",
+                        "Seconds a request keeps retrying 429, 5xx and network errors.",
+                        120,
+                        zero_allowed=True,
+                    ),
+                    "requests_per_second": {
+                        "label": "Requests per second",
+                        "description": "Pace API requests to this rate, shared by every task of "
+                        "a worker and every wait of a triggerer (empty: no pacing).",
+                        "schema": {
+                            "type": ["number", "null"],
+                            "exclusiveMinimum": 0,
+                            "default": None,
                         },
                     },
                     "backoff_max": _seconds_field(

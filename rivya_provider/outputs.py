@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-from rivya_provider.client import GenerationTask, RivyaClient
+from rivya_provider.client import GenerationTask, RivyaClient, RivyaError
 from rivya_provider.manifest import ResultFile
 
 _LOCAL_PROTOCOLS = {"", "file", "local"}
@@ -34,6 +34,10 @@ def result_name(task_id: str, index: int, url: str, content_type: str | None = N
     return f"{stem}-{index}{suffix}"
 
 
+class ResultCopyError(RivyaError):
+    """A succeeded (paid) generation's results could not be copied; the next try reuses it."""
+
+
 def copy_results(
     client: RivyaClient,
     task: GenerationTask,
@@ -41,7 +45,12 @@ def copy_results(
     *,
     max_bytes: int,
 ) -> list[ResultFile]:
-    """Download every result URL of ``task`` into ``output_path`` and describe the copies."""
+    """Download every result URL of ``task`` into ``output_path`` and describe the copies.
+
+    Each download retries transient failures within the client's retry budget.
+
+    :raises ResultCopyError: saying the generation is paid and a retry reuses it at no charge.
+    """
     folder = ObjectStoragePath(output_path)
     local = folder.protocol in _LOCAL_PROTOCOLS
     folder.mkdir(parents=True, exist_ok=True)
@@ -49,7 +58,14 @@ def copy_results(
     with tempfile.TemporaryDirectory(prefix="rivya-") as scratch:
         for index, url in enumerate(task.result_urls):
             staging = Path(folder.path if local else scratch) / f".{task.id}-{index}.download"
-            downloaded = client.download(url, staging, max_bytes=max_bytes)
+            try:
+                downloaded = client.download(url, staging, max_bytes=max_bytes)
+            except (RivyaError, OSError) as exc:
+                raise ResultCopyError(
+                    f"generation {task.id} succeeded and is paid ({task.final_credits:g} "
+                    f"credits), but copying result {index} ({url}) to {output_path} failed: "
+                    f"{exc}. A retry of this task reuses the generation at no new charge"
+                ) from exc
             target = folder / result_name(task.id, index, url, downloaded.content_type)
             if local:
                 staging.replace(target.path)

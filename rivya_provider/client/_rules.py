@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import random
 import re
 import time
 import uuid
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
-from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import RetryCallState, retry_if_exception, wait_random_exponential
 
 from rivya_provider.client.errors import (
     FieldProblem,
@@ -55,23 +56,33 @@ USER_AGENT = f"airflow-provider-rivya/{_package_version()}"
 class RetryPolicy:
     """How transient failures are retried (connection errors, timeouts, 5xx, 429).
 
-    :param max_attempts: attempts per request, the first included.
+    A request is retried until its time budget is spent; the attempt count is only a safety cap.
+    Pauses are jittered so many tasks that failed together do not retry together.
+
+    :param max_attempts: attempts per request at most, the first included.
     :param backoff_initial: seconds; the exponential backoff's base (full jitter applied).
     :param backoff_max: seconds; the longest backoff between attempts.
     :param retry_after_cap: seconds; the longest ``Retry-After`` honoured.
+    :param time_budget: seconds from a request's first attempt after which no new attempt starts.
     """
 
-    max_attempts: int = 5
-    backoff_initial: float = 0.5
+    max_attempts: int = 12
+    backoff_initial: float = 1.0
     backoff_max: float = 30.0
     retry_after_cap: float = 60.0
+    time_budget: float = 120.0
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
-        for name in ("backoff_initial", "backoff_max", "retry_after_cap"):
+        for name in ("backoff_initial", "backoff_max", "retry_after_cap", "time_budget"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+
+    def after_retry_after(self, seconds: float) -> float:
+        """Pause for a ``Retry-After``: never earlier, plus a random extra so clients spread out."""
+        base = min(seconds, self.retry_after_cap)
+        return base + random.uniform(0, min(self.backoff_max, max(1.0, base)))  # noqa: S311
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,9 @@ class ClientConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     poll: PollPolicy = field(default_factory=PollPolicy)
     user_agent: str = USER_AGENT
+    #: API requests per second at most, shared by every client of this key and base URL in the
+    #: process (``None``: no pacing).
+    requests_per_second: float | None = None
 
     def __post_init__(self) -> None:
         key = (self.api_key or "").strip()
@@ -261,34 +275,66 @@ def parse_created_task(response: httpx.Response, *, sent_at: float) -> Generatio
     return task
 
 
-def retry_options(policy: RetryPolicy, call: Call) -> dict[str, Any]:
-    """tenacity options: retry only what may succeed next time, honouring ``Retry-After``."""
+def retry_options(
+    policy: RetryPolicy, call: Call, *, clock: Callable[[], float] = time.monotonic
+) -> dict[str, Any]:
+    """tenacity options: retry what may succeed next time, within the policy's time budget.
+
+    :param policy: the retry settings.
+    :param call: the request (for its label and its own attempt cap).
+    :param clock: monotonic seconds; the budget counts from the first attempt.
+    """
     backoff = wait_random_exponential(multiplier=policy.backoff_initial, max=policy.backoff_max)
+    started = clock()
+    max_attempts = call.max_attempts or policy.max_attempts
 
     def wait(state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RivyaAPIError) and error.retry_after is not None:
-            return min(error.retry_after, policy.retry_after_cap)
+            return policy.after_retry_after(error.retry_after)
         return float(backoff(state))
+
+    def stop(state: RetryCallState) -> bool:
+        if state.attempt_number >= max_attempts:
+            return True
+        return clock() - started + (state.upcoming_sleep or 0.0) > policy.time_budget
 
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         log.warning(
-            "Rivya %s failed (%s); attempt %d of %d, retrying in %.1fs",
+            "Rivya %s failed (%s); attempt %d, retrying in %.1fs (%.0fs of %.0fs spent)",
             call.label,
             error,
             state.attempt_number,
-            policy.max_attempts,
             state.upcoming_sleep,
+            clock() - started,
+            policy.time_budget,
         )
 
     return {
-        "stop": stop_after_attempt(call.max_attempts or policy.max_attempts),
+        "stop": stop,
         "wait": wait,
         "retry": retry_if_exception(is_retryable),
         "before_sleep": before_sleep,
         "reraise": True,
     }
+
+
+def poll_error_delay(
+    errors: int, *, interval: float, error: Exception, policy: RetryPolicy
+) -> float:
+    """Pause before polling again after ``errors`` failed polls in a row.
+
+    The generation may be paid, so a wait never gives up on transient trouble before its
+    deadline: it backs off from the poll interval (jittered, up to ``backoff_max``), and never
+    polls before a (capped, jittered) ``Retry-After``.
+    """
+    backoff = max(interval, min(policy.backoff_max, interval * 2 ** (errors - 1)))
+    delay = random.uniform(backoff / 2, backoff)  # noqa: S311
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        delay = max(delay, policy.after_retry_after(retry_after))
+    return delay
 
 
 _IDEMPOTENCY_KEY = re.compile(rf"^[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}$")

@@ -40,6 +40,7 @@ from rivya_provider.client.errors import (
     GenerationTimeoutError,
     IdempotencyConflictError,
     RivyaError,
+    is_retryable,
 )
 from rivya_provider.client.models import (
     Credits,
@@ -50,6 +51,7 @@ from rivya_provider.client.models import (
     ModelList,
     RivyaFile,
 )
+from rivya_provider.client.pacing import shared_pacer
 from rivya_provider.client.uploads import PreparedUpload, UploadSource, prepare_upload
 
 log = logging.getLogger("rivya_provider.client")
@@ -67,6 +69,7 @@ class _ClientBase:
         retry: RetryPolicy | None = None,
         poll: PollPolicy | None = None,
         clock: Callable[[], float] | None = None,
+        requests_per_second: float | None = None,
     ) -> None:
         self.config = ClientConfig(
             api_key=api_key,
@@ -74,8 +77,16 @@ class _ClientBase:
             timeouts=timeouts or Timeouts(),
             retry=retry or RetryPolicy(),
             poll=poll or PollPolicy(),
+            requests_per_second=requests_per_second,
         )
         self._clock = clock or time.monotonic
+        self._pacer = shared_pacer(
+            base_url=self.config.base_url, api_key=self.config.api_key, rate=requests_per_second
+        )
+
+    def _pause_for_pacing(self) -> float:
+        """Seconds to wait before the next API request (client-side pacing)."""
+        return self._pacer.reserve() if self._pacer is not None else 0.0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.config.base_url!r})"
@@ -133,10 +144,16 @@ class _ClientBase:
         )
 
     def _wait_plan(
-        self, timeout: float | None, poll_interval: float | None, first: float | None
+        self,
+        task_id: str,
+        timeout: float | None,
+        poll_interval: float | None,
+        first: float | None,
     ) -> _WaitPlan:
         policy = self.config.poll
         return _WaitPlan(
+            task_id=task_id,
+            retry=self.config.retry,
             clock=self._clock,
             timeout=policy.timeout if timeout is None else timeout,
             interval=policy.interval if poll_interval is None else poll_interval,
@@ -194,11 +211,16 @@ class _WaitPlan:
     def __init__(
         self,
         *,
+        task_id: str,
+        retry: RetryPolicy,
         clock: Callable[[], float],
         timeout: float,
         interval: float,
         first_delay: float,
     ) -> None:
+        self._task_id = task_id
+        self._retry = retry
+        self._errors = 0
         self._clock = clock
         self._started = clock()
         self._deadline = self._started + timeout
@@ -208,6 +230,7 @@ class _WaitPlan:
 
     def after(self, task: GenerationTask, *, raise_on_failure: bool) -> GenerationTask | float:
         """Return the task when it is done, else the seconds to sleep before the next poll."""
+        self._errors = 0
         elapsed = self._clock() - self._started
         reported = task.reported_status or str(task.status)
         if reported != self._last_status:
@@ -224,6 +247,37 @@ class _WaitPlan:
             )
         return min(self._interval, remaining)
 
+    def after_error(self, error: RivyaError) -> float:
+        """Return the pause before polling again after a failed poll, or raise.
+
+        Transient failures never end the wait before its deadline (the generation may be paid);
+        other errors are raised as they are.
+        """
+        if not is_retryable(error):
+            raise error
+        self._errors += 1
+        waited = self._clock() - self._started
+        remaining = self._deadline - self._clock()
+        if remaining <= 0:
+            raise GenerationTimeoutError(
+                task_id=self._task_id,
+                last_status=f"{self._last_status or 'unknown'} (last poll failed: {error})",
+                waited_seconds=waited,
+            ) from error
+        delay = _rules.poll_error_delay(
+            self._errors, interval=self._interval, error=error, policy=self._retry
+        )
+        log.warning(
+            "Polling Rivya task %s failed (%d in a row: %s); polling again in %.1fs, %.0fs "
+            "before the deadline",
+            self._task_id,
+            self._errors,
+            error,
+            delay,
+            remaining,
+        )
+        return min(delay, remaining)
+
 
 class RivyaClient(_ClientBase):
     """Blocking client of the Rivya Public API v1.
@@ -235,7 +289,9 @@ class RivyaClient(_ClientBase):
     :param poll: how :meth:`wait_for_generation` polls.
     :param transport: an ``httpx`` transport (tests use ``httpx.MockTransport``).
     :param sleep: called for every pause (retry backoff and polling); tests inject a recorder.
-    :param clock: monotonic seconds, used for wait deadlines.
+    :param clock: monotonic seconds, used for wait deadlines and retry budgets.
+    :param requests_per_second: pace API requests to at most this rate, shared by every client
+        of this key and base URL in the process (downloads are not paced).
     """
 
     def __init__(
@@ -249,6 +305,7 @@ class RivyaClient(_ClientBase):
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] | None = None,
+        requests_per_second: float | None = None,
     ) -> None:
         super().__init__(
             api_key=api_key,
@@ -257,6 +314,7 @@ class RivyaClient(_ClientBase):
             retry=retry,
             poll=poll,
             clock=clock,
+            requests_per_second=requests_per_second,
         )
         self._sleep = sleep or time.sleep
         self._http = httpx.Client(transport=transport, **_rules.http_options(self.config))
@@ -271,11 +329,15 @@ class RivyaClient(_ClientBase):
         self._http.close()
 
     def _retrying(self, label: Call) -> Retrying:
-        return Retrying(sleep=self._sleep, **_rules.retry_options(self.config.retry, label))
+        return Retrying(
+            sleep=self._sleep, **_rules.retry_options(self.config.retry, label, clock=self._clock)
+        )
 
     def _send(self, call: Call) -> httpx.Response:
         for attempt in self._retrying(call):
             with attempt:
+                if pause := self._pause_for_pacing():
+                    self._sleep(pause)
                 request = _rules.build_request(self._http, self.config, call)
                 try:
                     response = self._http.send(request)
@@ -388,11 +450,16 @@ class RivyaClient(_ClientBase):
         :param first_delay: seconds before the first poll (default from ``poll``).
         :param raise_on_failure: raise :class:`GenerationFailedError` for a failed task.
         """
-        plan = self._wait_plan(timeout, poll_interval, first_delay)
+        plan = self._wait_plan(task_id, timeout, poll_interval, first_delay)
         delay = plan.first_delay
         while True:
             self._sleep(delay)
-            outcome = plan.after(self.get_generation(task_id), raise_on_failure=raise_on_failure)
+            try:
+                task = self.get_generation(task_id)
+            except RivyaError as exc:
+                delay = plan.after_error(exc)
+                continue
+            outcome = plan.after(task, raise_on_failure=raise_on_failure)
             if isinstance(outcome, GenerationTask):
                 return outcome
             delay = outcome
@@ -451,6 +518,7 @@ class AsyncRivyaClient(_ClientBase):
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         clock: Callable[[], float] | None = None,
+        requests_per_second: float | None = None,
     ) -> None:
         super().__init__(
             api_key=api_key,
@@ -459,6 +527,7 @@ class AsyncRivyaClient(_ClientBase):
             retry=retry,
             poll=poll,
             clock=clock,
+            requests_per_second=requests_per_second,
         )
         self._sleep = sleep or asyncio.sleep
         self._http = httpx.AsyncClient(transport=transport, **_rules.http_options(self.config))
@@ -478,11 +547,15 @@ class AsyncRivyaClient(_ClientBase):
         await self._http.aclose()
 
     def _retrying(self, label: Call) -> AsyncRetrying:
-        return AsyncRetrying(sleep=self._sleep, **_rules.retry_options(self.config.retry, label))
+        return AsyncRetrying(
+            sleep=self._sleep, **_rules.retry_options(self.config.retry, label, clock=self._clock)
+        )
 
     async def _send(self, call: Call) -> httpx.Response:
         async for attempt in self._retrying(call):
             with attempt:
+                if pause := self._pause_for_pacing():
+                    await self._sleep(pause)
                 request = _rules.build_request(self._http, self.config, call)
                 try:
                     response = await self._http.send(request)
@@ -575,11 +648,15 @@ class AsyncRivyaClient(_ClientBase):
         raise_on_failure: bool = True,
     ) -> GenerationTask:
         """Poll until the task succeeds or fails; see :meth:`RivyaClient.wait_for_generation`."""
-        plan = self._wait_plan(timeout, poll_interval, first_delay)
+        plan = self._wait_plan(task_id, timeout, poll_interval, first_delay)
         delay = plan.first_delay
         while True:
             await self._sleep(delay)
-            task = await self.aget_generation(task_id)
+            try:
+                task = await self.aget_generation(task_id)
+            except RivyaError as exc:
+                delay = plan.after_error(exc)
+                continue
             outcome = plan.after(task, raise_on_failure=raise_on_failure)
             if isinstance(outcome, GenerationTask):
                 return outcome

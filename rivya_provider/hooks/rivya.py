@@ -34,9 +34,11 @@ class ConnectionExtras(BaseModel):
 
     timeout: float | None = Field(default=None, gt=0)
     connect_timeout: float | None = Field(default=None, gt=0)
-    max_attempts: int | None = Field(default=None, ge=1, le=20)
+    max_attempts: int | None = Field(default=None, ge=1, le=50)
     backoff_max: float | None = Field(default=None, ge=0)
     retry_after_cap: float | None = Field(default=None, ge=0)
+    retry_budget: float | None = Field(default=None, ge=0)
+    requests_per_second: float | None = Field(default=None, gt=0)
 
     def timeouts(self) -> Timeouts:
         default = Timeouts()
@@ -56,6 +58,7 @@ class ConnectionExtras(BaseModel):
             retry_after_cap=(
                 default.retry_after_cap if self.retry_after_cap is None else self.retry_after_cap
             ),
+            time_budget=default.time_budget if self.retry_budget is None else self.retry_budget,
         )
 
 
@@ -67,6 +70,7 @@ class ClientSettings:
     api_key: str
     timeouts: Timeouts
     retry: RetryPolicy
+    requests_per_second: float | None = None
 
     def __repr__(self) -> str:
         return f"ClientSettings(base_url={self.base_url!r})"
@@ -77,6 +81,7 @@ class ClientSettings:
             "base_url": self.base_url,
             "timeouts": self.timeouts,
             "retry": self.retry,
+            "requests_per_second": self.requests_per_second,
         }
 
 
@@ -127,6 +132,7 @@ def settings_from_connection(conn: Any) -> ClientSettings:
         api_key=api_key,
         timeouts=extras.timeouts(),
         retry=extras.retry(),
+        requests_per_second=extras.requests_per_second,
     )
 
 

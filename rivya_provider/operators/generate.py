@@ -128,8 +128,6 @@ class RivyaGenerateOperator(BaseOperator):
     :param first_poll_delay: seconds between submitting and the first poll (a deferred wait
         polls no sooner than ``[workers] min_heartbeat_interval`` after deferring, to stay clear
         of an Airflow 3.3 race).
-    :param max_consecutive_poll_errors: transient poll failures in a row tolerated by the
-        deferred wait (in the worker, each poll's own retries per the Connection apply).
     :param output_path: folder (ObjectStoragePath URI or local path) to copy results to, as
         ``<generation id>-<n>.<ext>``; the manifest then lists the copies.
     :param max_download_bytes: size cap of each copied result.
@@ -170,7 +168,6 @@ class RivyaGenerateOperator(BaseOperator):
         generation_timeout: float | timedelta = 1800.0,
         poll_interval: float = 5.0,
         first_poll_delay: float = 2.5,
-        max_consecutive_poll_errors: int = 5,
         output_path: str | None = None,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         fresh_generation_on_retry: bool = False,
@@ -190,7 +187,6 @@ class RivyaGenerateOperator(BaseOperator):
         self.generation_timeout = generation_timeout
         self.poll_interval = poll_interval
         self.first_poll_delay = first_poll_delay
-        self.max_consecutive_poll_errors = max_consecutive_poll_errors
         self.output_path = output_path
         self.max_download_bytes = max_download_bytes
         self.fresh_generation_on_retry = fresh_generation_on_retry
@@ -272,7 +268,6 @@ class RivyaGenerateOperator(BaseOperator):
                 rivya_conn_id=self.rivya_conn_id,
                 poll_interval=self.poll_interval,
                 first_delay=max(first_delay, deferred_first_poll_min()),
-                max_consecutive_errors=self.max_consecutive_poll_errors,
                 carry={
                     "request": wire,
                     "origin": submission.origin,

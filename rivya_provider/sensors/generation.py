@@ -31,7 +31,6 @@ class RivyaGenerationSensor(BaseSensorOperator):
     :param generation_id: the Rivya task id (``task_...``).
     :param rivya_conn_id: the Airflow Connection of type ``rivya``.
     :param deferrable: wait in the triggerer instead of a worker slot.
-    :param max_consecutive_poll_errors: transient poll failures in a row tolerated when deferred.
     """
 
     template_fields: Sequence[str] = ("generation_id",)
@@ -44,7 +43,6 @@ class RivyaGenerationSensor(BaseSensorOperator):
         generation_id: str,
         rivya_conn_id: str = RivyaHook.default_conn_name,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        max_consecutive_poll_errors: int = 5,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", 5.0)
@@ -52,7 +50,6 @@ class RivyaGenerationSensor(BaseSensorOperator):
         self.generation_id = generation_id
         self.rivya_conn_id = rivya_conn_id
         self.deferrable = deferrable
-        self.max_consecutive_poll_errors = max_consecutive_poll_errors
 
     @cached_property
     def hook(self) -> RivyaHook:
@@ -74,7 +71,6 @@ class RivyaGenerationSensor(BaseSensorOperator):
                     rivya_conn_id=self.rivya_conn_id,
                     poll_interval=float(self.poke_interval),
                     first_delay=deferred_first_poll_min(),
-                    max_consecutive_errors=self.max_consecutive_poll_errors,
                 ),
                 method_name="execute_complete",
             )
@@ -90,7 +86,7 @@ class RivyaGenerationSensor(BaseSensorOperator):
                 raise
         self._link(context, task)
         if not task.status.is_terminal:
-            self.log.info("Generation %s is %s", task.id, task.status)
+            self.log.info("Generation %s is %s", task.id, task.reported_status or task.status)
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(context, task))
 

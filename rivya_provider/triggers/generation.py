@@ -11,6 +11,7 @@ from airflow.providers.common.compat.sdk import conf
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from rivya_provider.client import RivyaError
+from rivya_provider.client._rules import poll_error_delay
 from rivya_provider.client.errors import is_retryable
 from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.triggers.events import GenerationEvent
@@ -37,8 +38,10 @@ class RivyaGenerationTrigger(BaseTrigger):
     :param rivya_conn_id: the Airflow Connection holding the API key.
     :param poll_interval: seconds between polls.
     :param first_delay: seconds before the first poll.
-    :param max_consecutive_errors: transient poll failures in a row tolerated before giving up;
-        each poll already retries its request per the Connection's retry settings.
+    Transient poll failures (429, 5xx, network) never end the wait before the deadline: the
+    generation may be paid. Polling backs off from ``poll_interval`` meanwhile, never sooner than
+    a (capped) ``Retry-After``.
+
     :param carry: plain values handed back untouched in the event (the operator keeps its request
         summary there, so the resumed task can describe it).
     """
@@ -51,7 +54,6 @@ class RivyaGenerationTrigger(BaseTrigger):
         rivya_conn_id: str = RivyaHook.default_conn_name,
         poll_interval: float = 5.0,
         first_delay: float = 0.0,
-        max_consecutive_errors: int = 5,
         carry: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
@@ -60,7 +62,6 @@ class RivyaGenerationTrigger(BaseTrigger):
         self.rivya_conn_id = rivya_conn_id
         self.poll_interval = float(poll_interval)
         self.first_delay = float(first_delay)
-        self.max_consecutive_errors = int(max_consecutive_errors)
         self.carry = dict(carry or {})
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -72,7 +73,6 @@ class RivyaGenerationTrigger(BaseTrigger):
                 "rivya_conn_id": self.rivya_conn_id,
                 "poll_interval": self.poll_interval,
                 "first_delay": self.first_delay,
-                "max_consecutive_errors": self.max_consecutive_errors,
                 "carry": self.carry,
             },
         )
@@ -102,27 +102,33 @@ class RivyaGenerationTrigger(BaseTrigger):
             return GenerationEvent.from_error(self.generation_id, exc)
         await self._pause(self.first_delay)
         errors = 0
-        last_status = "unknown"
+        last_status, last_failure = "unknown", ""
         while True:
             # Poll before judging the deadline: a generation that ended (and was charged) while
             # the triggerer was down is reported as done, not as a timeout.
             try:
                 task = await client.aget_generation(self.generation_id)
             except RivyaError as exc:
-                if not is_retryable(exc) or errors >= self.max_consecutive_errors:
+                # The generation may be paid: transient trouble never ends the wait before
+                # its deadline.
+                if not is_retryable(exc):
                     return GenerationEvent.from_error(self.generation_id, exc)
                 errors += 1
-                delay = max(self.poll_interval, getattr(exc, "retry_after", None) or 0.0)
+                delay = poll_error_delay(
+                    errors, interval=self.poll_interval, error=exc, policy=client.config.retry
+                )
+                last_failure = f" (last poll failed: {exc})"
                 self.log.warning(
-                    "Polling %s failed (%d/%d in a row), next try in %.1fs: %s",
+                    "Polling %s failed (%d in a row: %s); polling again in %.1fs, %.0fs before "
+                    "the deadline",
                     self.generation_id,
                     errors,
-                    self.max_consecutive_errors,
-                    delay,
                     exc,
+                    delay,
+                    max(0.0, self._remaining()),
                 )
             else:
-                errors = 0
+                errors, last_failure = 0, ""
                 last_status = task.reported_status or str(task.status)
                 if task.status.is_terminal:
                     return GenerationEvent.finished(task)
@@ -137,7 +143,7 @@ class RivyaGenerationTrigger(BaseTrigger):
                 return GenerationEvent(
                     status="timeout",
                     generation_id=self.generation_id,
-                    last_status=last_status,
+                    last_status=last_status + last_failure,
                     waited_seconds=round(time.monotonic() - started, 3),
                 )
             await self._pause(delay)

@@ -132,7 +132,9 @@ def test_a_key_pasted_into_the_extras_is_not_echoed() -> None:
     ("extra", "field"),
     [
         ({"timeout": 0}, "extra.timeout"),
-        ({"max_attempts": 21}, "extra.max_attempts"),
+        ({"max_attempts": 51}, "extra.max_attempts"),
+        ({"requests_per_second": 0}, "extra.requests_per_second"),
+        ({"retry_budget": -1}, "extra.retry_budget"),
         ({"backoff_max": -1}, "extra.backoff_max"),
         ({"connect_timeout": "soon"}, "extra.connect_timeout"),
     ],

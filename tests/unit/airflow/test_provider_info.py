@@ -182,7 +182,13 @@ def test_empty_form_fields_are_allowed_by_the_schema_and_the_hook() -> None:
     assert settings.retry == RetryPolicy()
 
 
-_BOUNDARY_FIELDS = ["max_attempts", "backoff_max", "retry_after_cap"]
+_BOUNDARY_FIELDS = [
+    "max_attempts",
+    "backoff_max",
+    "retry_after_cap",
+    "retry_budget",
+    "requests_per_second",
+]
 
 
 @pytest.mark.parametrize(

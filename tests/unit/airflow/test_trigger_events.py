@@ -23,7 +23,6 @@ from rivya_provider.client import (
     PermissionDeniedError,
     RateLimitedError,
     RivyaAPIError,
-    RivyaTransportError,
     ServerError,
     ServiceUnavailableError,
     UnexpectedResponseError,
@@ -119,9 +118,7 @@ def test_serialize_gives_the_dotted_path_and_plain_values(
         DEFAULT_CONN_ENV, json.dumps({"conn_type": "rivya", "host": "x", "password": secret})
     )
     carry = {"request": {"model": "flux-2-flex", "params": {"aspectRatio": "16:9"}}}
-    trigger = RivyaGenerationTrigger(
-        generation_id="task_abc", deadline=1_800_000_000, carry=carry, max_consecutive_errors=3
-    )
+    trigger = RivyaGenerationTrigger(generation_id="task_abc", deadline=1_800_000_000, carry=carry)
     path, kwargs = trigger.serialize()
     assert path == TRIGGER_PATH
     assert kwargs == {
@@ -130,7 +127,6 @@ def test_serialize_gives_the_dotted_path_and_plain_values(
         "rivya_conn_id": "rivya_default",
         "poll_interval": 5.0,
         "first_delay": 0.0,
-        "max_consecutive_errors": 3,
         "carry": carry,
     }
     assert _is_plain_json(kwargs)
@@ -261,36 +257,28 @@ async def test_unknown_task_gives_an_error_with_code_and_request_id(
     assert caught.value.request_id == event.request_id
 
 
-async def test_transient_errors_are_tolerated_up_to_the_limit(
+async def test_transient_errors_never_end_the_wait_before_the_deadline(
     triggerer: RunningEmulator,
 ) -> None:
     task_id = await _submit(triggerer)
-    triggerer.set_faults(server_errors_next=2)
-    event = await _one_event(_trigger(task_id, max_consecutive_errors=2))
+    triggerer.set_faults(server_errors_next=6)
+    event = await _one_event(_trigger(task_id))
     assert event.status == "success"
-    assert _gets(triggerer) >= 3
+    assert _gets(triggerer) >= 7  # with max_attempts=1 in the connection: one request per poll
 
 
-async def test_one_transient_error_too_many_ends_the_wait(triggerer: RunningEmulator) -> None:
+async def test_transient_errors_until_the_deadline_end_in_a_timeout_naming_them(
+    triggerer: RunningEmulator,
+) -> None:
     task_id = await _submit(triggerer)
-    triggerer.set_faults(server_errors_next=3)
-    event = await _one_event(_trigger(task_id, max_consecutive_errors=2))
-    assert event.status == "error"
-    assert event.code == "internal_error"
-    assert event.http_status == 500
-    assert _gets(triggerer) == 3  # with max_attempts=1 in the connection: one request per poll
-    with pytest.raises(ServerError) as caught:
-        event.result()
-    assert caught.value.request_id == event.request_id
-
-
-async def test_rate_limits_count_as_transient(triggerer: RunningEmulator) -> None:
-    task_id = await _submit(triggerer)
-    triggerer.set_faults(rate_limited_next=1)
-    event = await _one_event(_trigger(task_id, max_consecutive_errors=0))
-    assert event.status == "error"
-    assert event.code == "rate_limited"
-    with pytest.raises(RateLimitedError):
+    triggerer.set_faults(server_error_rate=1.0)
+    event = await _one_event(_trigger(task_id, deadline=time.time() + 0.5))
+    assert event.status == "timeout"
+    assert event.last_status is not None
+    assert "last poll failed" in event.last_status
+    assert "internal_error" in event.last_status
+    # A timeout is retried by Airflow: the next try re-attaches to the (maybe paid) generation.
+    with pytest.raises(GenerationTimeoutError):
         event.result()
 
 
@@ -298,12 +286,12 @@ async def test_a_rate_limited_poll_waits_out_retry_after(triggerer: RunningEmula
     task_id = await _submit(triggerer)
     triggerer.set_faults(rate_limited_next=1, retry_after_seconds=1)
     started = time.monotonic()
-    event = await _one_event(_trigger(task_id, max_consecutive_errors=1, poll_interval=0.01))
+    event = await _one_event(_trigger(task_id, poll_interval=0.01))
     assert event.status == "success"
     assert time.monotonic() - started >= 0.95
 
 
-async def test_unreachable_server_ends_with_a_transport_error(
+async def test_an_unreachable_server_is_polled_until_the_deadline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with socket.socket() as sock:  # a port nobody listens on
@@ -320,11 +308,10 @@ async def test_unreachable_server_ends_with_a_transport_error(
             }
         ),
     )
-    event = await _one_event(_trigger("task_abc", max_consecutive_errors=1))
-    assert event.status == "error"
-    assert event.code == "RivyaTransportError"
-    with pytest.raises(RivyaTransportError):
-        event.result()
+    event = await _one_event(_trigger("task_abc", deadline=time.time() + 0.5))
+    assert event.status == "timeout"
+    assert event.last_status is not None
+    assert "ConnectError" in event.last_status
     await (await RivyaHook().aget_client()).aclose()
 
 

@@ -1,0 +1,154 @@
+"""Retry budgets, jitter, pacing and waits that never give up on a paid generation early."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from rivya_provider.client import (
+    GenerationTask,
+    GenerationTimeoutError,
+    NotFoundError,
+    RetryPolicy,
+    RivyaClient,
+    ServerError,
+    ServiceUnavailableError,
+)
+from rivya_provider.client.pacing import Pacer, shared_pacer
+from rivya_provider.outputs import ResultCopyError, copy_results
+from tests.clients import Api, FakeClock, make_api
+from tests.unit.conftest import API_KEY, BASE_URL, TASK, Script, envelope, task
+
+
+async def test_a_request_retries_until_its_time_budget_not_its_attempt_cap(
+    flavour: str,
+) -> None:
+    script = Script(envelope(500, "internal_error"))
+    policy = RetryPolicy(max_attempts=50, backoff_initial=1, backoff_max=4, time_budget=20)
+    api = make_api(flavour, api_key=API_KEY, base_url=BASE_URL, handler=script, retry=policy)
+    with pytest.raises(ServerError):
+        await api("get_credits")
+    await api.close()
+    assert sum(api.sleeps) <= 20
+    # Full-jitter backoff of at most 4 s: a 20 s budget takes more than the old 5 attempts.
+    assert 6 <= len(script.requests) < 50
+
+
+async def test_the_attempt_cap_still_bounds_a_generous_budget(flavour: str) -> None:
+    script = Script(envelope(503, "public_api_disabled", **{"Retry-After": "0"}))
+    policy = RetryPolicy(max_attempts=3, time_budget=3600)
+    api = make_api(flavour, api_key=API_KEY, base_url=BASE_URL, handler=script, retry=policy)
+    with pytest.raises(ServiceUnavailableError):
+        await api("get_credits")
+    await api.close()
+    assert len(script.requests) == 3
+
+
+def test_retry_after_is_never_shortened_and_gets_a_random_extra() -> None:
+    policy = RetryPolicy(retry_after_cap=60, backoff_max=30)
+    pauses = [policy.after_retry_after(2) for _ in range(200)]
+    assert min(pauses) >= 2
+    assert max(pauses) <= 4
+    assert len({round(p, 3) for p in pauses}) > 100  # spread out, not one instant
+
+
+def test_a_pacer_hands_out_slots_one_interval_apart() -> None:
+    clock = FakeClock()
+    pacer = Pacer(4, clock=clock)
+    assert [pacer.reserve() for _ in range(4)] == [0.0, 0.25, 0.5, 0.75]
+    clock.now += 10  # idle: the next slot is free at once
+    assert pacer.reserve() == 0.0
+    with pytest.raises(ValueError, match="requests_per_second"):
+        Pacer(0)
+
+
+def test_clients_of_one_key_and_url_share_a_pacer() -> None:
+    one = shared_pacer(base_url=BASE_URL, api_key=API_KEY, rate=2.0)
+    assert one is shared_pacer(base_url=BASE_URL, api_key=API_KEY, rate=2.0)
+    assert one is not shared_pacer(base_url=BASE_URL, api_key=API_KEY + "x", rate=2.0)
+    assert shared_pacer(base_url=BASE_URL, api_key=API_KEY, rate=None) is None
+
+
+async def test_a_paced_client_spaces_its_api_requests(flavour: str) -> None:
+    script = Script(httpx.Response(200, json={"current_credits": 1}))
+    clock = FakeClock()
+    kwargs: dict[str, Any] = {
+        "api_key": f"{API_KEY}-{flavour}",
+        "base_url": BASE_URL,
+        "requests_per_second": 5.0,
+    }
+    transport = httpx.MockTransport(script)
+    if flavour == "async":
+        from rivya_provider.client import AsyncRivyaClient
+
+        async with AsyncRivyaClient(transport=transport, sleep=clock.asleep, **kwargs) as client:
+            for _ in range(3):
+                await client.aget_credits()
+    else:
+        with RivyaClient(transport=transport, sleep=clock.sleep, **kwargs) as client:
+            for _ in range(3):
+                client.get_credits()
+    # The pauses are not slept for real, so each slot lies another 0.2 s ahead.
+    assert clock.sleeps == pytest.approx([0.2, 0.4], abs=0.05)
+    assert len(script.requests) == 3
+
+
+async def test_a_wait_polls_through_transient_failures(flavour: str) -> None:
+    script = Script(
+        envelope(500, "internal_error"),
+        httpx.ConnectError("refused"),
+        task(status="processing"),
+        task(status="succeeded", result={"primary_url": "https://cdn.test/a.png"}),
+    )
+    once = RetryPolicy(max_attempts=1)  # each failed request fails its poll at once
+    api = make_api(flavour, api_key=API_KEY, base_url=BASE_URL, handler=script, retry=once)
+    done = await api("wait_for_generation", "task_abc", timeout=600, poll_interval=5, first_delay=0)
+    await api.close()
+    assert done.primary_url == "https://cdn.test/a.png"
+    assert len(script.requests) == 4
+    # Backing off from the poll interval after each failure, never hammering the server.
+    assert all(pause >= 2.5 for pause in api.sleeps[1:])
+
+
+async def test_a_wait_still_fails_at_once_on_a_permanent_error(api: Api, script: Script) -> None:
+    script.answers = [envelope(404, "not_found")]
+    with pytest.raises(NotFoundError):
+        await api("wait_for_generation", "task_abc", timeout=600, first_delay=0)
+    assert len(script.requests) == 1
+
+
+async def test_transient_failures_until_the_deadline_are_a_timeout(
+    api: Api, script: Script
+) -> None:
+    script.answers = [envelope(503, "public_api_disabled")]
+    with pytest.raises(GenerationTimeoutError) as caught:
+        await api("wait_for_generation", "task_abc", timeout=300, poll_interval=5, first_delay=0)
+    assert "last poll failed" in caught.value.last_status
+    assert sum(api.sleeps) <= 300 + 120  # the deadline, plus at most one request's retry budget
+
+
+def test_a_failed_copy_says_the_generation_is_paid_and_reused(tmp_path: Path) -> None:
+    script = Script(envelope(404, "not_found"))
+    succeeded = GenerationTask.model_validate(
+        {
+            **TASK,
+            "status": "succeeded",
+            "final_credits": 14,
+            "result": {"primary_url": "https://cdn.test/gone.png"},
+        }
+    )
+    with (
+        RivyaClient(
+            api_key=API_KEY, base_url=BASE_URL, transport=httpx.MockTransport(script)
+        ) as client,
+        pytest.raises(ResultCopyError) as caught,
+    ):
+        copy_results(client, succeeded, str(tmp_path), max_bytes=1024)
+    message = str(caught.value)
+    assert "succeeded and is paid (14 credits)" in message
+    assert "reuses the generation at no new charge" in message
+    assert isinstance(caught.value.__cause__, NotFoundError)
+    assert list(tmp_path.iterdir()) == []  # nothing half-written is left behind
