@@ -1,20 +1,23 @@
 """In-memory state of the emulator: accounts, keys, wallets, tasks, files, idempotency, counters.
 
 Pure Python and thread-safe: the server's event loop and a test thread may use it at once. Time
-comes from an injected clock, and task progress is computed from it whenever state is read, so no
-background job is needed and a fake clock moves tasks without sleeping.
+comes from an injected clock and task progress is applied from it when state is read, so no
+background job is needed and a fake clock moves tasks without sleeping. The cost of a request does
+not grow with history: status changes wait in a heap ordered by due time (settling pops only what is
+due), and idempotency keys expire from a queue ordered by creation.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import secrets
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rivya_provider.client.models import TaskStatus
 from rivya_provider.emulator.config import new_api_key
 from rivya_provider.emulator.records import (
     ALL_SCOPES,
@@ -24,6 +27,7 @@ from rivya_provider.emulator.records import (
     NewTask,
     StoredFile,
     Task,
+    TaskStatus,
 )
 
 DEFAULT_ACCOUNT = "acct_default"
@@ -36,6 +40,7 @@ _COUNTER_NAMES = (
     "credits_refunded",
     "files_uploaded",
     "dropped_responses",
+    "downloads_failed",
 )
 
 
@@ -51,12 +56,16 @@ class _IdempotencyEntry:
 class _Counters:
     requests: Counter[str] = field(default_factory=Counter)
     responses: Counter[str] = field(default_factory=Counter)
+    downloads: Counter[str] = field(default_factory=Counter)
+    download_responses: Counter[str] = field(default_factory=Counter)
     totals: Counter[str] = field(default_factory=Counter)
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "requests": dict(self.requests),
             "responses": dict(self.responses),
+            "downloads": dict(self.downloads),
+            "download_responses": dict(self.download_responses),
             **{name: self.totals[name] for name in _COUNTER_NAMES},
         }
 
@@ -89,9 +98,14 @@ class EmulatorState:
         self._start_credits = {DEFAULT_ACCOUNT: credits}
         self._wallets = dict(self._start_credits)
         self._tasks: dict[str, Task] = {}
-        self._unsettled: set[str] = set()
+        #: (due time, tie-breaker, task id) of every pending status change.
+        self._due: list[tuple[float, int, str]] = []
+        self._order = itertools.count()
         self._files: dict[str, StoredFile] = {}
+        self._file_urls: dict[str, str] = {}
         self._idempotency: dict[tuple[str, str], _IdempotencyEntry] = {}
+        #: Idempotency entries in creation order, for expiry from the front.
+        self._key_queue: deque[tuple[tuple[str, str], _IdempotencyEntry]] = deque()
         self._counters = _Counters()
 
     # -- keys and wallets -------------------------------------------------------------------
@@ -147,7 +161,7 @@ class EmulatorState:
     # -- tasks ------------------------------------------------------------------------------
 
     def begin_create(
-        self, *, account: str, key: str | None, body_hash: str, new: NewTask
+        self, *, account: str, key: str | None, body_hash: str, new: NewTask, replay: bool = True
     ) -> CreateResult:
         """Replay, refuse or create a task; a created task is charged and its key is in flight.
 
@@ -155,6 +169,7 @@ class EmulatorState:
         :param key: the Idempotency-Key header, if any.
         :param body_hash: :func:`fingerprint` of the request body.
         :param new: the task to create when nothing is replayed.
+        :param replay: replay a same-key, same-body repeat (else it is a conflict).
         """
         with self._lock:
             now = self.clock()
@@ -166,15 +181,19 @@ class EmulatorState:
                     return CreateResult("conflict")
                 if entry.in_flight:
                     return CreateResult("in_flight")
+                if not replay:
+                    return CreateResult("conflict")
                 self._counters.totals["idempotent_replays"] += 1
-                return CreateResult("replayed", self._tasks[entry.task_id].to_wire())
+                return CreateResult("replayed", replace(self._tasks[entry.task_id]))
             balance = self._wallets.get(account, 0)
             if balance < new.cost:
                 return CreateResult("insufficient", balance=balance)
             task = self._new_task(account, new, now)
             if key is not None:
-                self._idempotency[(account, key)] = _IdempotencyEntry(body_hash, task.id, now)
-            return CreateResult("created", task.to_wire())
+                entry = _IdempotencyEntry(body_hash, task.id, now)
+                self._idempotency[(account, key)] = entry
+                self._key_queue.append(((account, key), entry))
+            return CreateResult("created", replace(task))
 
     def finish_create(self, *, account: str, key: str | None) -> None:
         """Mark a create's Idempotency-Key as answered, so later requests replay it."""
@@ -185,18 +204,21 @@ class EmulatorState:
             if entry is not None:
                 entry.in_flight = False
 
-    def get_task(self, *, account: str, task_id: str) -> dict[str, Any] | None:
+    def get_task(self, *, account: str, task_id: str) -> Task | None:
+        """Return a copy of the caller's task, ``None`` when missing or another account's."""
         with self._lock:
             self._settle_locked()
             task = self._tasks.get(task_id)
-            return task.to_wire() if task is not None and task.account == account else None
+            return replace(task) if task is not None and task.account == account else None
 
     def succeeded_task(self, task_id: str) -> Task | None:
         """Return a succeeded task by id, whoever owns it (result URLs are public)."""
         with self._lock:
             self._settle_locked()
             task = self._tasks.get(task_id)
-            return task if task is not None and task.status is TaskStatus.SUCCEEDED else None
+            if task is None or task.status is not TaskStatus.SUCCEEDED:
+                return None
+            return replace(task)
 
     def settle_due(self) -> None:
         """Apply every status change due by now, settling credits of tasks that just ended."""
@@ -219,21 +241,28 @@ class EmulatorState:
             processing_at=processing_at,
             done_at=processing_at + self.processing_seconds + fate.extra_seconds,
             result_url=new.result_url(task_id),
+            image=new.image,
         )
         self._wallets[account] -= new.cost
         self._tasks[task_id] = task
-        self._unsettled.add(task_id)
+        heapq.heappush(self._due, (task.processing_at, next(self._order), task_id))
         self._counters.totals["tasks_created"] += 1
         self._counters.totals["credits_reserved"] += new.cost
         return task
 
     def _settle_locked(self) -> None:
+        # Only changes that are due are touched: O(changes), whatever the number of tasks.
         now = self.clock()
-        for task_id in list(self._unsettled):
-            task = self._tasks[task_id]
-            if not task.advance(now):
+        while self._due and self._due[0][0] <= now:
+            _, _, task_id = heapq.heappop(self._due)
+            task = self._tasks.get(task_id)
+            if task is None:
                 continue
-            self._unsettled.discard(task_id)
+            if not task.advance(now):
+                upcoming = task.next_change()
+                if upcoming is not None:
+                    heapq.heappush(self._due, (upcoming, next(self._order), task_id))
+                continue
             if task.status is TaskStatus.SUCCEEDED:
                 task.final_credits = task.reserved_credits
                 self._counters.totals["credits_charged"] += task.reserved_credits
@@ -242,21 +271,29 @@ class EmulatorState:
                 self._counters.totals["credits_refunded"] += task.reserved_credits
 
     def _forget_old_keys(self, now: float) -> None:
-        expired = [
-            k
-            for k, e in self._idempotency.items()
-            if not e.in_flight and now - e.created_at >= IDEMPOTENCY_TTL_SECONDS
-        ]
-        for k in expired:
-            del self._idempotency[k]
+        # Entries are queued in creation order, so expired ones are all at the front.
+        queue = self._key_queue
+        while queue and now - queue[0][1].created_at >= IDEMPOTENCY_TTL_SECONDS:
+            name, entry = queue[0]
+            if entry.in_flight:
+                break
+            queue.popleft()
+            if self._idempotency.get(name) is entry:
+                del self._idempotency[name]
 
     # -- files ------------------------------------------------------------------------------
 
-    def add_file(self, stored: StoredFile) -> dict[str, Any]:
+    def add_file(self, stored: StoredFile) -> None:
         with self._lock:
             self._files[stored.id] = stored
+            self._file_urls[stored.url] = stored.id
             self._counters.totals["files_uploaded"] += 1
-            return stored.to_wire()
+
+    def uploaded_kind(self, url: str) -> str | None:
+        """Return the kind of the file this emulator serves at ``url``, ``None`` if none."""
+        with self._lock:
+            file_id = self._file_urls.get(url)
+            return self._files[file_id].kind if file_id is not None else None
 
     def get_file(self, *, file_id: str, account: str | None = None) -> StoredFile | None:
         """Return a file; with ``account``, only when that account owns it."""
@@ -275,6 +312,14 @@ class EmulatorState:
     def count_response(self, status: int) -> None:
         with self._lock:
             self._counters.responses[str(status)] += 1
+
+    def count_download(self, route: str) -> None:
+        with self._lock:
+            self._counters.downloads[route] += 1
+
+    def count_download_response(self, status: int) -> None:
+        with self._lock:
+            self._counters.download_responses[str(status)] += 1
 
     def count(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -304,7 +349,9 @@ class EmulatorState:
         with self._lock:
             self._wallets = dict(self._start_credits)
             self._tasks.clear()
-            self._unsettled.clear()
+            self._due.clear()
             self._files.clear()
+            self._file_urls.clear()
             self._idempotency.clear()
+            self._key_queue.clear()
             self._counters = _Counters()
