@@ -13,12 +13,13 @@ import heapq
 import itertools
 import secrets
 import threading
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rivya_provider.emulator.config import new_api_key
+from rivya_provider.emulator.idempotency import IdempotencyEntry, IdempotencyKeys
 from rivya_provider.emulator.records import (
     ALL_SCOPES,
     ApiKey,
@@ -31,7 +32,6 @@ from rivya_provider.emulator.records import (
 )
 
 DEFAULT_ACCOUNT = "acct_default"
-IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 _COUNTER_NAMES = (
     "tasks_created",
     "idempotent_replays",
@@ -42,14 +42,6 @@ _COUNTER_NAMES = (
     "dropped_responses",
     "downloads_failed",
 )
-
-
-@dataclass
-class _IdempotencyEntry:
-    fingerprint: str
-    task_id: str
-    created_at: float
-    in_flight: bool = True
 
 
 @dataclass
@@ -103,9 +95,7 @@ class EmulatorState:
         self._order = itertools.count()
         self._files: dict[str, StoredFile] = {}
         self._file_urls: dict[str, str] = {}
-        self._idempotency: dict[tuple[str, str], _IdempotencyEntry] = {}
-        #: Idempotency entries in creation order, for expiry from the front.
-        self._key_queue: deque[tuple[tuple[str, str], _IdempotencyEntry]] = deque()
+        self._idempotency = IdempotencyKeys()
         self._counters = _Counters()
 
     # -- keys and wallets -------------------------------------------------------------------
@@ -174,7 +164,7 @@ class EmulatorState:
         with self._lock:
             now = self.clock()
             self._settle_locked()
-            self._forget_old_keys(now)
+            self._idempotency.expire(now)
             entry = self._idempotency.get((account, key)) if key is not None else None
             if entry is not None:
                 if entry.fingerprint != body_hash:
@@ -190,9 +180,7 @@ class EmulatorState:
                 return CreateResult("insufficient", balance=balance)
             task = self._new_task(account, new, now)
             if key is not None:
-                entry = _IdempotencyEntry(body_hash, task.id, now)
-                self._idempotency[(account, key)] = entry
-                self._key_queue.append(((account, key), entry))
+                self._idempotency.add((account, key), IdempotencyEntry(body_hash, task.id, now))
             return CreateResult("created", replace(task))
 
     def finish_create(self, *, account: str, key: str | None) -> None:
@@ -270,17 +258,6 @@ class EmulatorState:
                 self._wallets[task.account] += task.reserved_credits
                 self._counters.totals["credits_refunded"] += task.reserved_credits
 
-    def _forget_old_keys(self, now: float) -> None:
-        # Entries are queued in creation order, so expired ones are all at the front.
-        queue = self._key_queue
-        while queue and now - queue[0][1].created_at >= IDEMPOTENCY_TTL_SECONDS:
-            name, entry = queue[0]
-            if entry.in_flight:
-                break
-            queue.popleft()
-            if self._idempotency.get(name) is entry:
-                del self._idempotency[name]
-
     # -- files ------------------------------------------------------------------------------
 
     def add_file(self, stored: StoredFile) -> None:
@@ -353,5 +330,4 @@ class EmulatorState:
             self._files.clear()
             self._file_urls.clear()
             self._idempotency.clear()
-            self._key_queue.clear()
             self._counters = _Counters()
