@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from rivya_provider.emulator.config import new_api_key
 from rivya_provider.emulator.idempotency import IdempotencyEntry, IdempotencyKeys
@@ -263,13 +264,17 @@ class EmulatorState:
     def add_file(self, stored: StoredFile) -> None:
         with self._lock:
             self._files[stored.id] = stored
-            self._file_urls[stored.url] = stored.id
+            self._file_urls[urlsplit(stored.url).path] = stored.id
             self._counters.totals["files_uploaded"] += 1
 
     def uploaded_kind(self, url: str) -> str | None:
-        """Return the kind of the file this emulator serves at ``url``, ``None`` if none."""
+        """Return the kind of the file this emulator serves at ``url``, ``None`` if none.
+
+        Only the path counts, so a URL still matches when the client reached the emulator by
+        another host name.
+        """
         with self._lock:
-            file_id = self._file_urls.get(url)
+            file_id = self._file_urls.get(urlsplit(url).path)
             return self._files[file_id].kind if file_id is not None else None
 
     def get_file(self, *, file_id: str, account: str | None = None) -> StoredFile | None:

@@ -87,6 +87,8 @@ def test_reference_media_must_be_uploaded_files_of_an_accepted_kind(
         return reused_http.post(CREATE, json=body)
 
     assert create("flux-kontext-pro", [image]).status_code == 201
+    by_name = {**image, "url": image["url"].replace("127.0.0.1", "localhost")}
+    assert create("flux-kontext-pro", [by_name]).status_code == 201
     assert create("flux-2-flex", [image] * 8).status_code == 201
     cases = [
         ("flux-kontext-pro", [image, image], "2 items given; flux-kontext-pro accepts at most 1"),
@@ -104,7 +106,7 @@ def test_reference_media_must_be_uploaded_files_of_an_accepted_kind(
     for model, items, named in cases:
         message = error_of(create(model, items), 400)["message"]
         assert named in message, (items, message)
-    assert reused_emulator.counters()["tasks_created"] == 2
+    assert reused_emulator.counters()["tasks_created"] == 3
 
 
 def test_text_only_models_take_no_reference_media(
