@@ -1,4 +1,4 @@
-"""Test-only routes under ``/_emulator``: read state and counters, set faults, credits and keys.
+"""Test-only routes under ``/_emulator``: state, counters, faults, profile, models, credits, keys.
 
 They need no key because the emulator listens on loopback, and they stay out of the OpenAPI
 document and of the request counters so they never disturb what a test measures.
@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rivya_provider.emulator.backend import Backend
-from rivya_provider.emulator.errors import validation_failed
+from rivya_provider.emulator.errors import ApiError, validation_failed
 from rivya_provider.emulator.records import KeyStatus
 from rivya_provider.emulator.state import DEFAULT_ACCOUNT
 
@@ -52,8 +52,26 @@ def admin_router(backend: Backend) -> APIRouter:
         try:
             return backend.faults.update(**fields).model_dump()
         except ValidationError as exc:
-            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-            raise validation_failed("; ".join(problems)) from None
+            raise _refused(exc) from None
+
+    @router.patch("/profile")
+    async def update_profile(fields: dict[str, Any]) -> dict[str, Any]:
+        # "name" starts from a named profile; the other fields change it.
+        name = fields.pop("name", None)
+        try:
+            return backend.set_profile(name, **fields).model_dump()
+        except ValidationError as exc:
+            raise _refused(exc) from None
+        except ValueError as exc:
+            raise validation_failed(f"name: {exc}") from None
+
+    @router.post("/models", status_code=201)
+    async def add_model(definition: dict[str, Any]) -> dict[str, Any]:
+        try:
+            model = backend.catalogue.add(definition)
+        except ValidationError as exc:
+            raise _refused(exc) from None
+        return model.to_wire(option_objects=backend.profile.param_options == "objects")
 
     @router.post("/reset")
     async def reset() -> dict[str, Any]:
@@ -73,3 +91,8 @@ def admin_router(backend: Backend) -> APIRouter:
         return {"api_key": key.key, "account": key.account}
 
     return router
+
+
+def _refused(exc: ValidationError) -> ApiError:
+    problems = [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()]
+    return validation_failed("; ".join(problems))

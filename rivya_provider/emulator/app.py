@@ -36,7 +36,7 @@ def create_app(config: EmulatorConfig | None = None) -> FastAPI:
     app.state.backend = backend
     install_error_handlers(app)
     install_openapi(app)
-    app.include_router(public_router(backend), prefix="/api/v1")
+    app.include_router(public_router(backend))
     app.include_router(cdn_router(backend), include_in_schema=False)
     app.include_router(admin_router(backend), prefix=ADMIN_PREFIX, include_in_schema=False)
     app.add_middleware(RequestMiddleware, backend=backend)

@@ -1,4 +1,8 @@
-"""Public download routes, standing in for Rivya's presigned CDN URLs (no key needed)."""
+"""Public download routes, standing in for Rivya's presigned CDN URLs (no key needed).
+
+Downloads are not API calls: the API's rate limit and faults do not apply, only the download
+faults (``download_*``), and they are counted apart (``downloads``, ``download_responses``).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,14 @@ from starlette.concurrency import run_in_threadpool
 
 from rivya_provider.emulator.backend import Backend
 from rivya_provider.emulator.errors import not_found
-from rivya_provider.emulator.images import image_spec
-from rivya_provider.emulator.pipeline import public_checks
+from rivya_provider.emulator.pipeline import download_checks
 
 _RESULT_NAME = re.compile(r"(?P<index>\d+)\.(?P<extension>[a-z]+)")
 
 
 def cdn_router(backend: Backend) -> APIRouter:
     """Build the ``/cdn`` routes of ``backend``."""
-    router = APIRouter(dependencies=[Depends(public_checks)])
+    router = APIRouter(dependencies=[Depends(download_checks)])
 
     @router.get("/cdn/files/{file_id}/{name}")
     async def download_file(file_id: str, name: str) -> Response:
@@ -34,7 +37,7 @@ def cdn_router(backend: Backend) -> APIRouter:
         missing = not_found(f"no result at /cdn/results/{task_id}/{filename}")
         if task is None or match is None or int(match["index"]) != 0:
             raise missing
-        spec = image_spec(model=task.model, params=task.params)
+        spec = task.image
         if match["extension"] != spec.extension:
             raise missing
         # Drawing a 2K picture takes a moment: keep it off the event loop.

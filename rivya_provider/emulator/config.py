@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rivya_provider.emulator.faults import Faults
+from rivya_provider.emulator.models import ModelDef
+from rivya_provider.emulator.profiles import Profile, profile_of
 
 KEY_PREFIX = "rvya_sk_"
 
@@ -35,8 +37,18 @@ class EmulatorConfig(BaseModel):
     seed: int | None = None
     #: The faults active at start and after a reset.
     faults: Faults = Field(default_factory=Faults)
+    #: How it answers where the docs are silent: a :class:`Profile`, its fields, or a name of
+    #: :data:`PROFILES`.
+    profile: Profile = Field(default_factory=Profile)
+    #: Models served besides the documented three (same id: replaces the documented one).
+    models: tuple[ModelDef, ...] = ()
     #: Seconds since the epoch; tests inject a fake one to move time without sleeping.
     clock: Callable[[], float] = time.time
+
+    @field_validator("profile", mode="before")
+    @classmethod
+    def _named_profile(cls, value: object) -> object:
+        return profile_of(value)
 
     @field_validator("api_key", mode="before")
     @classmethod

@@ -11,7 +11,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,18 +45,26 @@ class Faults(BaseModel):
     drop_next_creates: int = Field(default=0, ge=0)
     #: The next N new tasks end in ``failed``.
     fail_next_tasks: int = Field(default=0, ge=0)
+    #: The next N new tasks end in ``canceled`` (a status beyond the docs; no charge).
+    cancel_next_tasks: int = Field(default=0, ge=0)
     #: Chance that a new task ends in ``failed``.
     task_failure_rate: float = Field(default=0.0, ge=0, le=1)
     #: Chance that a new task processes ``slow_task_extra_seconds`` longer.
     slow_task_rate: float = Field(default=0.0, ge=0, le=1)
     slow_task_extra_seconds: float = Field(default=0.0, ge=0)
+    #: Extra delay before every ``/cdn/...`` download (API faults never touch downloads).
+    download_latency_seconds: float = Field(default=0.0, ge=0)
+    #: Answer the next N downloads with 503 ``download_failed``.
+    download_errors_next: int = Field(default=0, ge=0)
+    #: Chance of a 503 ``download_failed`` on any download.
+    download_error_rate: float = Field(default=0.0, ge=0, le=1)
 
 
 @dataclass(frozen=True)
 class TaskFate:
     """How a new task will end, decided when it is created."""
 
-    fails: bool
+    ending: Literal["succeeds", "fails", "cancels"]
     extra_seconds: float = 0.0
 
 
@@ -103,6 +111,8 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._faults = faults
         self._random = random.Random(seed)
+        # Downloads draw from their own source, so they never shift the API's fault sequence.
+        self._download_random = random.Random(seed)
         self._bucket = self._new_bucket(faults)
 
     @property
@@ -127,6 +137,7 @@ class FaultInjector:
         with self._lock:
             self._faults = self._start
             self._random = random.Random(self._seed)
+            self._download_random = random.Random(self._seed)
             self._bucket = self._new_bucket(self._start)
 
     def rate_limit(self) -> int | None:
@@ -151,9 +162,23 @@ class FaultInjector:
     def task_fate(self) -> TaskFate:
         """Decide how a new task ends."""
         with self._lock:
-            fails = self._consume("fail_next_tasks") or self._chance(self._faults.task_failure_rate)
+            ending: Literal["succeeds", "fails", "cancels"] = "succeeds"
+            if self._consume("cancel_next_tasks"):
+                ending = "cancels"
+            elif self._consume("fail_next_tasks") or self._chance(self._faults.task_failure_rate):
+                ending = "fails"
             slow = self._chance(self._faults.slow_task_rate)
-            return TaskFate(fails=fails, extra_seconds=self._faults.slow_task_extra_seconds * slow)
+            return TaskFate(
+                ending=ending, extra_seconds=self._faults.slow_task_extra_seconds * slow
+            )
+
+    def download_error(self) -> bool:
+        """Tell whether this download gets an injected 503."""
+        with self._lock:
+            if self._consume("download_errors_next"):
+                return True
+            rate = self._faults.download_error_rate
+            return rate > 0 and self._download_random.random() < rate
 
     def _consume(self, name: str) -> bool:
         left: int = getattr(self._faults, name)

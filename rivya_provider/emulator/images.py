@@ -12,11 +12,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw
 
-from rivya_provider.client.catalog import CATALOG
+if TYPE_CHECKING:
+    from rivya_provider.emulator.models import ModelDef
 
 _FORMATS = {"png": ("PNG", "png", "image/png"), "jpeg": ("JPEG", "jpg", "image/jpeg")}
 
@@ -38,19 +39,22 @@ class ImageSpec:
         return _FORMATS[self.format][2]
 
 
-def image_spec(*, model: str, params: Mapping[str, Any]) -> ImageSpec:
-    """Work out the result image of a generation from its model and (normalised) params.
+def image_spec(*, model: ModelDef, params: Mapping[str, Any]) -> ImageSpec:
+    """Work out the result image of a generation from its model and (validated) params.
 
-    :param model: the model id.
+    A model without these params, or with values the emulator cannot draw (an aspect ratio such as
+    ``auto``), gets a 1K square PNG.
+
+    :param model: the model's definition.
     :param params: the request's params; missing ones take the model's defaults.
     """
-    spec = CATALOG.get(model)
 
     def param(key: str, fallback: str) -> str:
-        declared = spec.param(key) if spec is not None else None
+        declared = model.param(key)
         if declared is None:
             return fallback
-        return str(params.get(key, declared.default))
+        value = params.get(key, declared.default)
+        return fallback if value is None else str(value)
 
     long_side = 2048 if param("resolution", "1K") == "2K" else 1024
     width, height = _size(param("aspectRatio", "1:1"), long_side)

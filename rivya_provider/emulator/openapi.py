@@ -12,7 +12,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from rivya_provider.client.models import CLIENT_REQUEST_ID_MAX, IDEMPOTENCY_KEY_MAX, FileKind
+from rivya_provider.emulator.models import FILE_KINDS
+from rivya_provider.emulator.rules import CLIENT_REQUEST_ID_MAX, IDEMPOTENCY_KEY_MAX
 
 IDEMPOTENCY_HEADER: dict[str, Any] = {
     "name": "Idempotency-Key",
@@ -30,7 +31,7 @@ UPLOAD_BODY: dict[str, Any] = {
                 "required": ["file", "kind"],
                 "properties": {
                     "file": {"type": "string", "format": "binary"},
-                    "kind": {"type": "string", "enum": [str(k) for k in FileKind]},
+                    "kind": {"type": "string", "enum": list(FILE_KINDS)},
                     "model": {"type": "string"},
                     "client_request_id": {"type": "string", "maxLength": CLIENT_REQUEST_ID_MAX},
                 },

@@ -3,6 +3,9 @@
 The raw ASGI middleware gives each request its id, counts answers, settles due tasks and can drop
 an answer after its headers (the "lost response" fault). The checks are FastAPI dependencies that
 run the documented order: latency, disabled API, rate limit, injected 5xx, key, scope.
+
+Downloads from ``/cdn/...`` stand in for a CDN's signed URLs: they are not API calls, so the API's
+rate limit and faults never touch them. They have their own faults and counters.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from rivya_provider.emulator.records import ApiKey, KeyStatus
 from rivya_provider.emulator.state import EmulatorState
 
 OPENAPI_PATH = "/api/v1/openapi.json"
-_PUBLIC_PREFIXES = ("/api/v1/", "/cdn/")
+API_PREFIX = "/api/v1"
+_DOWNLOAD_PREFIX = "/cdn/"
 _UNFINISHED_MESSAGE = "ASGI callable returned without completing response."
 
 
@@ -56,9 +60,13 @@ def install_drop_log_filter() -> None:
     logging.getLogger("uvicorn.error").addFilter(_DROP_FILTER)
 
 
-def is_public_path(path: str) -> bool:
-    """Tell whether faults and counters apply to ``path`` (public API and CDN, not the spec)."""
-    return path.startswith(_PUBLIC_PREFIXES) and path != OPENAPI_PATH
+def is_api_path(path: str) -> bool:
+    """Tell whether API faults and counters apply to ``path`` (not the spec, not downloads)."""
+    return path.startswith(API_PREFIX + "/") and path != OPENAPI_PATH
+
+
+def is_download_path(path: str) -> bool:
+    return path.startswith(_DOWNLOAD_PREFIX)
 
 
 class RequestMiddleware:
@@ -78,8 +86,10 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         context = context_of(scope)
-        public = is_public_path(scope["path"])
-        if public:
+        api = is_api_path(scope["path"])
+        download = is_download_path(scope["path"])
+        if api or download:
+            # The one settling of this request: status changes due by now, and only those.
             self.backend.state.settle_due()
         dropping = False
 
@@ -93,8 +103,10 @@ class RequestMiddleware:
                     # response, like a connection lost mid-answer.
                     dropping = True
                     _DROP_FILTER.expect()
-                elif public:
+                elif api:
                     self.backend.state.count_response(message["status"])
+                elif download:
+                    self.backend.state.count_download_response(message["status"])
             elif dropping:
                 return
             await send(message)
@@ -127,6 +139,20 @@ async def public_checks(request: Request) -> None:
         )
     if backend.faults.server_error():
         raise ApiError(status=500, code="internal_error", message="injected server error")
+
+
+async def download_checks(request: Request) -> None:
+    """Count the download and apply the download faults (a FastAPI dependency)."""
+    backend = backend_of(request.app)
+    backend.state.count_download(f"{request.method} {_route_template(request)}")
+    latency = backend.faults.current.download_latency_seconds
+    if latency > 0:
+        await asyncio.sleep(latency)
+    if backend.faults.download_error():
+        backend.state.count("downloads_failed")
+        raise ApiError(
+            status=503, code="download_failed", message="injected download error; try again"
+        )
 
 
 def require(scope: str) -> Callable[[Request], Awaitable[ApiKey]]:

@@ -11,8 +11,23 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from rivya_provider.client.models import TaskStatus
 from rivya_provider.emulator.faults import TaskFate
+from rivya_provider.emulator.images import ImageSpec
+from rivya_provider.emulator.profiles import Profile
+
+
+class TaskStatus(StrEnum):
+    """The four documented statuses, and ``canceled`` for the cancel fault (beyond the docs)."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in (TaskStatus.QUEUED, TaskStatus.PROCESSING)
 
 
 def iso_timestamp(seconds: float) -> str:
@@ -36,30 +51,48 @@ class Task:
     processing_at: float
     done_at: float
     result_url: str
+    image: ImageSpec
     status: TaskStatus = TaskStatus.QUEUED
     final_credits: int = 0
+
+    def next_change(self) -> float | None:
+        """Return when the status changes next, ``None`` once terminal."""
+        if self.status is TaskStatus.QUEUED:
+            return self.processing_at
+        if self.status is TaskStatus.PROCESSING:
+            return self.done_at
+        return None
 
     def advance(self, now: float) -> bool:
         """Move to the status due at ``now``; return True on reaching a terminal status."""
         if self.status.is_terminal:
             return False
         if now >= self.done_at:
-            self.status = TaskStatus.FAILED if self.fate.fails else TaskStatus.SUCCEEDED
+            self.status = {"fails": TaskStatus.FAILED, "cancels": TaskStatus.CANCELED}.get(
+                self.fate.ending, TaskStatus.SUCCEEDED
+            )
             return True
         if now >= self.processing_at:
             self.status = TaskStatus.PROCESSING
         return False
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self, profile: Profile) -> dict[str, Any]:
+        """Return the task as the API shows it.
+
+        :param profile: the active profile (its ``unknown_status`` replaces ``processing``).
+        """
         updated = {
             TaskStatus.QUEUED: self.created_at,
             TaskStatus.PROCESSING: self.processing_at,
         }.get(self.status, self.done_at)
         succeeded = self.status is TaskStatus.SUCCEEDED
         failed = self.status is TaskStatus.FAILED
+        status = str(self.status)
+        if self.status is TaskStatus.PROCESSING and profile.unknown_status:
+            status = profile.unknown_status
         return {
             "id": self.id,
-            "status": str(self.status),
+            "status": status,
             "model": self.model,
             "reserved_credits": self.reserved_credits,
             "final_credits": self.final_credits,
@@ -88,7 +121,16 @@ class StoredFile:
     url: str
     duration_token: str | None
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self, profile: Profile) -> dict[str, Any]:
+        """Return the file object in the profile's field spelling.
+
+        :param profile: the active profile (``file_fields``).
+        """
+        if profile.file_fields == "minimal":
+            small: dict[str, Any] = {"file_id": self.id, "url": self.url, "kind": self.kind}
+            if self.duration_token is not None:
+                small["durationToken"] = self.duration_token
+            return small
         body: dict[str, Any] = {
             "id": self.id,
             "object": "file",
@@ -102,7 +144,18 @@ class StoredFile:
         }
         if self.duration_token is not None:
             body["duration_token"] = self.duration_token
+        if profile.file_fields == "camel":
+            body = {_CAMEL.get(k, k): v for k, v in body.items()}
         return body
+
+
+_CAMEL = {
+    "id": "fileId",
+    "mime_type": "mimeType",
+    "size_bytes": "sizeBytes",
+    "duration_token": "durationToken",
+    "created_at": "createdAt",
+}
 
 
 #: Every scope a new Rivya key gets.
@@ -145,6 +198,7 @@ class NewTask:
     cost: int
     fate: Callable[[], TaskFate]
     result_url: Callable[[str], str]
+    image: ImageSpec
 
 
 @dataclass(frozen=True)
@@ -152,7 +206,7 @@ class CreateResult:
     """Outcome of :meth:`EmulatorState.begin_create`."""
 
     outcome: Literal["created", "replayed", "conflict", "in_flight", "insufficient"]
-    task: dict[str, Any] | None = None
+    task: Task | None = None
     balance: int = 0
 
 

@@ -1,4 +1,8 @@
-"""The public API under ``/api/v1``: models, generations, credits and files."""
+"""The public API under ``/api/v1``: models, generations, credits and files.
+
+The answers follow the backend's current :class:`~rivya_provider.emulator.profiles.Profile`
+wherever the docs leave a choice open.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +13,26 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from rivya_provider.client.catalog import CATALOG
-from rivya_provider.client.models import (
-    Credits,
-    ErrorEnvelope,
-    GenerationRequest,
-    GenerationTask,
-    ModelList,
-    RivyaFile,
-)
 from rivya_provider.emulator.backend import Backend
 from rivya_provider.emulator.errors import ApiError, context_of, not_found
 from rivya_provider.emulator.images import image_spec
 from rivya_provider.emulator.openapi import IDEMPOTENCY_HEADER, UPLOAD_BODY
-from rivya_provider.emulator.pipeline import public_checks, require
+from rivya_provider.emulator.pipeline import API_PREFIX, public_checks, require
+from rivya_provider.emulator.profiles import Profile
 from rivya_provider.emulator.records import ApiKey, NewTask, StoredFile, fingerprint
-from rivya_provider.emulator.validation import (
-    check_idempotency_key,
-    check_upload,
-    parse_generation,
+from rivya_provider.emulator.rules import check_idempotency_key, parse_generation
+from rivya_provider.emulator.schemas import (
+    CreditBalance,
+    ErrorEnvelope,
+    GenerationBody,
+    ModelCatalogue,
+    PublicApiFile,
+    Task,
 )
+from rivya_provider.emulator.uploads import check_upload
 
 _ERROR: dict[str, Any] = {"model": ErrorEnvelope}
+_SHORT_TASK_FIELDS = ("id", "status", "model", "reserved_credits", "result", "error")
 _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: _ERROR,
     403: _ERROR,
@@ -47,35 +49,37 @@ FileReadKey = Annotated[ApiKey, Depends(require("files:read"))]
 
 
 def public_router(backend: Backend) -> APIRouter:
-    """Build the ``/api/v1`` routes of ``backend`` (mounted under that prefix)."""
-    router = APIRouter()
+    """Build the ``/api/v1`` routes of ``backend``.
+
+    The prefix sits on the router itself, so each route's path (and the request counter key made
+    from it, such as ``"GET /api/v1/credits"``) is the full path.
+    """
+    router = APIRouter(prefix=API_PREFIX)
     state = backend.state
 
     @router.get(
         "/models",
         summary="List the model catalogue",
-        response_model=ModelList,
+        response_model=ModelCatalogue,
         responses={429: _ERROR, 503: _ERROR},
         dependencies=[Depends(public_checks)],
     )
     async def list_models() -> JSONResponse:
-        data = []
-        for spec in CATALOG.values():
-            entry = spec.to_model_info().model_dump(mode="json")
-            data.append({**entry, "max_reference_images": spec.max_reference_images})
+        objects = backend.profile.param_options == "objects"
+        data = [m.to_wire(option_objects=objects) for m in backend.catalogue.all()]
         return JSONResponse({"object": "list", "data": data})
 
     @router.post(
         "/generations",
         summary="Submit an async generation task",
         status_code=201,
-        response_model=GenerationTask,
+        response_model=Task,
         responses={**_AUTH_ERRORS, 400: _ERROR, 402: _ERROR, 409: _ERROR},
         openapi_extra={
             "parameters": [IDEMPOTENCY_HEADER],
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": GenerationRequest.model_json_schema()}},
+                "content": {"application/json": {"schema": GenerationBody.model_json_schema()}},
             },
         },
     )
@@ -83,34 +87,46 @@ def public_router(backend: Backend) -> APIRouter:
         request: Request,
         key: CreateKey,
     ) -> JSONResponse:
+        profile = backend.profile
         idempotency_key = check_idempotency_key(request.headers.get("Idempotency-Key"))
-        parsed = parse_generation(await request.body())
-        image = image_spec(model=parsed.spec.id, params=parsed.request.params)
+        parsed = parse_generation(
+            await request.body(), catalogue=backend.catalogue, file_kind=state.uploaded_kind
+        )
+        image = image_spec(model=parsed.model, params=parsed.params)
         results = f"{_base_url(request)}/cdn/results"
         new = NewTask(
-            model=parsed.spec.id,
-            prompt=parsed.request.prompt or "",
-            params=parsed.request.params,
-            cost=int(parsed.spec.base_credits or 0),
+            model=parsed.model.id,
+            prompt=parsed.prompt,
+            params=parsed.params,
+            cost=parsed.model.base_credits,
             fate=backend.faults.task_fate,
             result_url=lambda task_id: f"{results}/{task_id}/0.{image.extension}",
+            image=image,
         )
         outcome = state.begin_create(
-            account=key.account, key=idempotency_key, body_hash=fingerprint(parsed.body), new=new
+            account=key.account,
+            key=idempotency_key,
+            body_hash=fingerprint(parsed.body),
+            new=new,
+            replay=profile.repeat == "replay",
         )
         if outcome.outcome == "replayed":
-            return JSONResponse(
-                outcome.task, status_code=201, headers={"Idempotent-Replayed": "true"}
-            )
+            assert outcome.task is not None
+            headers = {"Idempotent-Replayed": "true"} if profile.replay_header else None
+            return _task_answer(outcome.task.to_wire(profile), profile, headers=headers)
         if outcome.outcome in ("conflict", "in_flight"):
-            raise _idempotency_conflict(in_flight=outcome.outcome == "in_flight")
+            raise _idempotency_conflict(
+                in_flight=outcome.outcome == "in_flight",
+                retry_after=profile.in_flight_retry_after,
+            )
         if outcome.outcome == "insufficient":
             raise ApiError(
-                status=402,
+                status=profile.insufficient_credits_status,
                 code="insufficient_credits",
-                message=f"{parsed.spec.id} needs {new.cost} credits; "
+                message=f"{parsed.model.id} needs {new.cost} credits; "
                 f"the balance is {outcome.balance}",
             )
+        assert outcome.task is not None
         try:
             delay = backend.faults.current.create_delay_seconds
             if delay > 0:
@@ -120,12 +136,12 @@ def public_router(backend: Backend) -> APIRouter:
         if backend.faults.drop_create():
             context_of(request.scope).drop_response = True
             state.count("dropped_responses")
-        return JSONResponse(outcome.task, status_code=201)
+        return _task_answer(outcome.task.to_wire(profile), profile)
 
     @router.get(
         "/generations/{taskId}",
         summary="Get a task's status and result",
-        response_model=GenerationTask,
+        response_model=Task,
         responses={**_AUTH_ERRORS, 404: _ERROR},
     )
     async def get_generation(
@@ -135,12 +151,12 @@ def public_router(backend: Backend) -> APIRouter:
         task = state.get_task(account=key.account, task_id=taskId)
         if task is None:
             raise not_found(f"no generation task {taskId!r} in this account")
-        return JSONResponse(task)
+        return JSONResponse(task.to_wire(backend.profile))
 
     @router.get(
         "/credits",
         summary="Get the credit balance",
-        response_model=Credits,
+        response_model=CreditBalance,
         responses=_AUTH_ERRORS,
     )
     async def get_credits(
@@ -151,7 +167,7 @@ def public_router(backend: Backend) -> APIRouter:
     @router.post(
         "/files",
         summary="Upload a reference file (multipart: file, kind, model?, client_request_id?)",
-        response_model=RivyaFile,
+        response_model=PublicApiFile,
         responses={**_AUTH_ERRORS, 400: _ERROR},
         openapi_extra={"requestBody": UPLOAD_BODY},
     )
@@ -160,12 +176,12 @@ def public_router(backend: Backend) -> APIRouter:
         key: UploadKey,
     ) -> JSONResponse:
         async with request.form(max_files=1) as form:
-            upload = await check_upload(form)
+            upload = await check_upload(form, catalogue=backend.catalogue)
         file_id = "file_" + secrets.token_hex(12)
         stored = StoredFile(
             id=file_id,
             account=key.account,
-            kind=str(upload.kind),
+            kind=upload.kind,
             mime_type=upload.mime_type,
             name=upload.name,
             safe_name=upload.safe_name,
@@ -175,12 +191,14 @@ def public_router(backend: Backend) -> APIRouter:
             url=f"{_base_url(request)}/cdn/files/{file_id}/{upload.safe_name}",
             duration_token=upload.duration_token,
         )
-        return JSONResponse(state.add_file(stored))
+        state.add_file(stored)
+        profile = backend.profile
+        return JSONResponse(stored.to_wire(profile), status_code=profile.upload_status)
 
     @router.get(
         "/files/{fileId}",
         summary="Get an uploaded file's metadata",
-        response_model=RivyaFile,
+        response_model=PublicApiFile,
         responses={**_AUTH_ERRORS, 404: _ERROR},
     )
     async def get_file(
@@ -190,7 +208,7 @@ def public_router(backend: Backend) -> APIRouter:
         stored = state.get_file(file_id=fileId, account=key.account)
         if stored is None:
             raise not_found(f"no file {fileId!r} in this account")
-        return JSONResponse(stored.to_wire())
+        return JSONResponse(stored.to_wire(backend.profile))
 
     return router
 
@@ -199,17 +217,26 @@ def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _idempotency_conflict(*, in_flight: bool) -> ApiError:
+def _task_answer(
+    task: dict[str, Any], profile: Profile, *, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    short = profile.create_shape == "short"
+    body = {k: task[k] for k in _SHORT_TASK_FIELDS} if short else task
+    return JSONResponse(body, status_code=profile.create_status, headers=headers)
+
+
+def _idempotency_conflict(*, in_flight: bool, retry_after: bool) -> ApiError:
     if in_flight:
-        # Retry-After marks the one conflict a client may retry: the first request may still end.
+        # The docs promise no Retry-After here; one profile sends it to prove clients use it.
         return ApiError(
             status=409,
             code="idempotency_conflict",
             message="a request with this Idempotency-Key is still in progress; retry shortly",
-            retry_after=1,
+            retry_after=1 if retry_after else None,
         )
     return ApiError(
         status=409,
         code="idempotency_conflict",
-        message="this Idempotency-Key was already used with a different request body",
+        message="this Idempotency-Key was already used with another request body, or its task "
+        "was already answered",
     )

@@ -24,6 +24,8 @@ from rivya_provider.emulator.app import backend_of, create_app
 from rivya_provider.emulator.backend import Backend
 from rivya_provider.emulator.config import EmulatorConfig
 from rivya_provider.emulator.faults import Faults
+from rivya_provider.emulator.models import ModelDef
+from rivya_provider.emulator.profiles import Profile
 from rivya_provider.emulator.records import KeyStatus
 from rivya_provider.emulator.state import DEFAULT_ACCOUNT, EmulatorState
 
@@ -46,6 +48,26 @@ class RunningEmulator:
     def set_faults(self, **fields: Any) -> Faults:
         """Change some faults (see :class:`Faults` for the names); return all of them."""
         return self.backend.faults.update(**fields)
+
+    def set_profile(self, name: str | None = None, **fields: Any) -> Profile:
+        """Change how open points are answered; return the new profile.
+
+        :param name: a name of :data:`PROFILES` to start from (default: the current profile).
+        :param fields: :class:`Profile` field names and values to change.
+        """
+        return self.backend.set_profile(name, **fields)
+
+    @property
+    def profile(self) -> Profile:
+        return self.backend.profile
+
+    def add_model(self, definition: ModelDef | dict[str, Any]) -> dict[str, Any]:
+        """Serve another model, or redefine one; return its ``/models`` entry.
+
+        :param definition: a :class:`ModelDef` or its fields (``id``, ``base_credits``,
+            ``params``, ``reference_media``, ...).
+        """
+        return self.backend.catalogue.add(definition).to_wire()
 
     def set_credits(self, credits: int, *, account: str = DEFAULT_ACCOUNT) -> None:
         """Set an account's balance.
@@ -74,7 +96,7 @@ class RunningEmulator:
         return key.key
 
     def reset(self) -> None:
-        """Forget tasks, files, idempotency keys and counters; restore credits and faults."""
+        """Forget tasks, files, keys' history, counters; restore credits, faults, profile."""
         self.backend.reset()
 
 

@@ -1,21 +1,26 @@
 """In-memory state of the emulator: accounts, keys, wallets, tasks, files, idempotency, counters.
 
 Pure Python and thread-safe: the server's event loop and a test thread may use it at once. Time
-comes from an injected clock, and task progress is computed from it whenever state is read, so no
-background job is needed and a fake clock moves tasks without sleeping.
+comes from an injected clock and task progress is applied from it when state is read, so no
+background job is needed and a fake clock moves tasks without sleeping. The cost of a request does
+not grow with history: status changes wait in a heap ordered by due time (settling pops only what is
+due), and idempotency keys expire from a queue ordered by creation.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import secrets
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
-from rivya_provider.client.models import TaskStatus
 from rivya_provider.emulator.config import new_api_key
+from rivya_provider.emulator.idempotency import IdempotencyEntry, IdempotencyKeys
 from rivya_provider.emulator.records import (
     ALL_SCOPES,
     ApiKey,
@@ -24,10 +29,10 @@ from rivya_provider.emulator.records import (
     NewTask,
     StoredFile,
     Task,
+    TaskStatus,
 )
 
 DEFAULT_ACCOUNT = "acct_default"
-IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 _COUNTER_NAMES = (
     "tasks_created",
     "idempotent_replays",
@@ -36,27 +41,24 @@ _COUNTER_NAMES = (
     "credits_refunded",
     "files_uploaded",
     "dropped_responses",
+    "downloads_failed",
 )
-
-
-@dataclass
-class _IdempotencyEntry:
-    fingerprint: str
-    task_id: str
-    created_at: float
-    in_flight: bool = True
 
 
 @dataclass
 class _Counters:
     requests: Counter[str] = field(default_factory=Counter)
     responses: Counter[str] = field(default_factory=Counter)
+    downloads: Counter[str] = field(default_factory=Counter)
+    download_responses: Counter[str] = field(default_factory=Counter)
     totals: Counter[str] = field(default_factory=Counter)
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "requests": dict(self.requests),
             "responses": dict(self.responses),
+            "downloads": dict(self.downloads),
+            "download_responses": dict(self.download_responses),
             **{name: self.totals[name] for name in _COUNTER_NAMES},
         }
 
@@ -89,9 +91,12 @@ class EmulatorState:
         self._start_credits = {DEFAULT_ACCOUNT: credits}
         self._wallets = dict(self._start_credits)
         self._tasks: dict[str, Task] = {}
-        self._unsettled: set[str] = set()
+        #: (due time, tie-breaker, task id) of every pending status change.
+        self._due: list[tuple[float, int, str]] = []
+        self._order = itertools.count()
         self._files: dict[str, StoredFile] = {}
-        self._idempotency: dict[tuple[str, str], _IdempotencyEntry] = {}
+        self._file_urls: dict[str, str] = {}
+        self._idempotency = IdempotencyKeys()
         self._counters = _Counters()
 
     # -- keys and wallets -------------------------------------------------------------------
@@ -147,7 +152,7 @@ class EmulatorState:
     # -- tasks ------------------------------------------------------------------------------
 
     def begin_create(
-        self, *, account: str, key: str | None, body_hash: str, new: NewTask
+        self, *, account: str, key: str | None, body_hash: str, new: NewTask, replay: bool = True
     ) -> CreateResult:
         """Replay, refuse or create a task; a created task is charged and its key is in flight.
 
@@ -155,26 +160,29 @@ class EmulatorState:
         :param key: the Idempotency-Key header, if any.
         :param body_hash: :func:`fingerprint` of the request body.
         :param new: the task to create when nothing is replayed.
+        :param replay: replay a same-key, same-body repeat (else it is a conflict).
         """
         with self._lock:
             now = self.clock()
             self._settle_locked()
-            self._forget_old_keys(now)
+            self._idempotency.expire(now)
             entry = self._idempotency.get((account, key)) if key is not None else None
             if entry is not None:
                 if entry.fingerprint != body_hash:
                     return CreateResult("conflict")
                 if entry.in_flight:
                     return CreateResult("in_flight")
+                if not replay:
+                    return CreateResult("conflict")
                 self._counters.totals["idempotent_replays"] += 1
-                return CreateResult("replayed", self._tasks[entry.task_id].to_wire())
+                return CreateResult("replayed", replace(self._tasks[entry.task_id]))
             balance = self._wallets.get(account, 0)
             if balance < new.cost:
                 return CreateResult("insufficient", balance=balance)
             task = self._new_task(account, new, now)
             if key is not None:
-                self._idempotency[(account, key)] = _IdempotencyEntry(body_hash, task.id, now)
-            return CreateResult("created", task.to_wire())
+                self._idempotency.add((account, key), IdempotencyEntry(body_hash, task.id, now))
+            return CreateResult("created", replace(task))
 
     def finish_create(self, *, account: str, key: str | None) -> None:
         """Mark a create's Idempotency-Key as answered, so later requests replay it."""
@@ -185,18 +193,21 @@ class EmulatorState:
             if entry is not None:
                 entry.in_flight = False
 
-    def get_task(self, *, account: str, task_id: str) -> dict[str, Any] | None:
+    def get_task(self, *, account: str, task_id: str) -> Task | None:
+        """Return a copy of the caller's task, ``None`` when missing or another account's."""
         with self._lock:
             self._settle_locked()
             task = self._tasks.get(task_id)
-            return task.to_wire() if task is not None and task.account == account else None
+            return replace(task) if task is not None and task.account == account else None
 
     def succeeded_task(self, task_id: str) -> Task | None:
         """Return a succeeded task by id, whoever owns it (result URLs are public)."""
         with self._lock:
             self._settle_locked()
             task = self._tasks.get(task_id)
-            return task if task is not None and task.status is TaskStatus.SUCCEEDED else None
+            if task is None or task.status is not TaskStatus.SUCCEEDED:
+                return None
+            return replace(task)
 
     def settle_due(self) -> None:
         """Apply every status change due by now, settling credits of tasks that just ended."""
@@ -219,21 +230,28 @@ class EmulatorState:
             processing_at=processing_at,
             done_at=processing_at + self.processing_seconds + fate.extra_seconds,
             result_url=new.result_url(task_id),
+            image=new.image,
         )
         self._wallets[account] -= new.cost
         self._tasks[task_id] = task
-        self._unsettled.add(task_id)
+        heapq.heappush(self._due, (task.processing_at, next(self._order), task_id))
         self._counters.totals["tasks_created"] += 1
         self._counters.totals["credits_reserved"] += new.cost
         return task
 
     def _settle_locked(self) -> None:
+        # Only changes that are due are touched: O(changes), whatever the number of tasks.
         now = self.clock()
-        for task_id in list(self._unsettled):
-            task = self._tasks[task_id]
-            if not task.advance(now):
+        while self._due and self._due[0][0] <= now:
+            _, _, task_id = heapq.heappop(self._due)
+            task = self._tasks.get(task_id)
+            if task is None:
                 continue
-            self._unsettled.discard(task_id)
+            if not task.advance(now):
+                upcoming = task.next_change()
+                if upcoming is not None:
+                    heapq.heappush(self._due, (upcoming, next(self._order), task_id))
+                continue
             if task.status is TaskStatus.SUCCEEDED:
                 task.final_credits = task.reserved_credits
                 self._counters.totals["credits_charged"] += task.reserved_credits
@@ -241,22 +259,23 @@ class EmulatorState:
                 self._wallets[task.account] += task.reserved_credits
                 self._counters.totals["credits_refunded"] += task.reserved_credits
 
-    def _forget_old_keys(self, now: float) -> None:
-        expired = [
-            k
-            for k, e in self._idempotency.items()
-            if not e.in_flight and now - e.created_at >= IDEMPOTENCY_TTL_SECONDS
-        ]
-        for k in expired:
-            del self._idempotency[k]
-
     # -- files ------------------------------------------------------------------------------
 
-    def add_file(self, stored: StoredFile) -> dict[str, Any]:
+    def add_file(self, stored: StoredFile) -> None:
         with self._lock:
             self._files[stored.id] = stored
+            self._file_urls[urlsplit(stored.url).path] = stored.id
             self._counters.totals["files_uploaded"] += 1
-            return stored.to_wire()
+
+    def uploaded_kind(self, url: str) -> str | None:
+        """Return the kind of the file this emulator serves at ``url``, ``None`` if none.
+
+        Only the path counts, so a URL still matches when the client reached the emulator by
+        another host name.
+        """
+        with self._lock:
+            file_id = self._file_urls.get(urlsplit(url).path)
+            return self._files[file_id].kind if file_id is not None else None
 
     def get_file(self, *, file_id: str, account: str | None = None) -> StoredFile | None:
         """Return a file; with ``account``, only when that account owns it."""
@@ -275,6 +294,14 @@ class EmulatorState:
     def count_response(self, status: int) -> None:
         with self._lock:
             self._counters.responses[str(status)] += 1
+
+    def count_download(self, route: str) -> None:
+        with self._lock:
+            self._counters.downloads[route] += 1
+
+    def count_download_response(self, status: int) -> None:
+        with self._lock:
+            self._counters.download_responses[str(status)] += 1
 
     def count(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -304,7 +331,8 @@ class EmulatorState:
         with self._lock:
             self._wallets = dict(self._start_credits)
             self._tasks.clear()
-            self._unsettled.clear()
+            self._due.clear()
             self._files.clear()
+            self._file_urls.clear()
             self._idempotency.clear()
             self._counters = _Counters()

@@ -8,7 +8,6 @@ from typing import Any
 import httpx
 import pytest
 
-from rivya_provider.client.catalog import CATALOG
 from rivya_provider.emulator import RunningEmulator, run_emulator
 from tests.emulator_fixtures import EmulatorFactory
 from tests.integration.emulator_support import (
@@ -20,6 +19,27 @@ from tests.integration.emulator_support import (
     wait_for_status,
 )
 
+DOCUMENTED_FIELDS = {
+    "id",
+    "display_name",
+    "category",
+    "runtime",
+    "base_credits",
+    "billing_type",
+    "supported_modes",
+    "max_prompt_length",
+    "reference_media",
+    "params",
+    "api_status",
+    "api_input_status",
+    "supported_api_inputs",
+    "requires_files_api",
+    "requires_upload_for_modes",
+    "url_input_supported",
+    "file_kinds",
+    "chat_capabilities",
+    "notices",
+}
 ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 CREATE = "/api/v1/generations"
 
@@ -53,12 +73,102 @@ def test_models_are_public_and_list_the_catalogue(emulator: RunningEmulator) -> 
     body = response.json()
     assert body["object"] == "list"
     by_id = {model["id"]: model for model in body["data"]}
-    assert set(by_id) == set(CATALOG)
+    assert set(by_id) == {"flux-2-flex", "flux-kontext-pro", "flux-kontext-max"}
     flex = by_id["flux-2-flex"]
-    assert (flex["base_credits"], flex["max_prompt_length"]) == (14, 5000)
-    assert flex["max_reference_images"] == 8
-    assert {p["key"] for p in flex["params"]} == {"aspectRatio", "resolution"}
-    assert by_id["flux-kontext-max"]["base_credits"] == 8
+    assert set(flex) == DOCUMENTED_FIELDS
+    assert {k: v for k, v in flex.items() if k not in ("params", "reference_media")} == {
+        "id": "flux-2-flex",
+        "display_name": "Flux 2 Flex",
+        "category": "image",
+        "runtime": "async_task",
+        "base_credits": 14,
+        "billing_type": "FIXED",
+        "supported_modes": ["text-to-image", "image-to-image"],
+        "max_prompt_length": 5000,
+        "api_status": "available",
+        "api_input_status": "partial_requires_files",
+        "supported_api_inputs": ["text", "file"],
+        "requires_files_api": False,
+        "requires_upload_for_modes": ["image-to-image"],
+        "url_input_supported": False,
+        "file_kinds": ["image"],
+        "chat_capabilities": None,
+        "notices": [],
+    }
+    assert flex["reference_media"] == {
+        "max_files": 8,
+        "kinds": ["image"],
+        "limits": [
+            {
+                "kind": "image",
+                "max_bytes": 10 * 1024 * 1024,
+                "mime_types": ["image/jpeg", "image/png", "image/webp"],
+            }
+        ],
+    }
+    assert flex["params"] == [
+        {
+            "key": "aspectRatio",
+            "type": "select",
+            "required": False,
+            "default": "1:1",
+            "options": ["1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3"],
+        },
+        {
+            "key": "resolution",
+            "type": "select",
+            "required": False,
+            "default": "1K",
+            "options": ["1K", "2K"],
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    ("model_id", "credits"), [("flux-kontext-pro", 4), ("flux-kontext-max", 8)]
+)
+def test_kontext_models_list_their_documented_facts(
+    reused_emulator: RunningEmulator, model_id: str, credits: int
+) -> None:
+    body = httpx.get(f"{reused_emulator.base_url}/api/v1/models").json()
+    model = next(m for m in body["data"] if m["id"] == model_id)
+    assert set(model) == DOCUMENTED_FIELDS
+    assert (model["base_credits"], model["max_prompt_length"]) == (credits, None)
+    assert model["supported_modes"] == ["text-to-image", "image-editing"]
+    assert model["requires_upload_for_modes"] == ["image-editing"]
+    assert model["reference_media"]["max_files"] == 1
+    params = {p["key"]: p for p in model["params"]}
+    assert list(params) == [
+        "aspectRatio",
+        "outputFormat",
+        "enableTranslation",
+        "promptUpsampling",
+        "safetyTolerance",
+        "watermark",
+    ]
+    assert params["aspectRatio"]["options"] == ["21:9", "16:9", "4:3", "1:1", "3:4", "9:16"]
+    assert params["aspectRatio"]["default"] == "16:9"
+    assert params["enableTranslation"] == {
+        "key": "enableTranslation",
+        "type": "select",
+        "required": False,
+        "default": "true",
+        "options": ["true", "false"],
+    }
+    assert params["safetyTolerance"] == {
+        "key": "safetyTolerance",
+        "type": "number",
+        "required": False,
+        "default": 2,
+        "min": 0,
+        "max": 6,
+    }
+    assert params["watermark"] == {
+        "key": "watermark",
+        "type": "text",
+        "required": False,
+        "default": None,
+    }
 
 
 def test_credits_show_the_integer_balance(http: httpx.Client) -> None:

@@ -34,6 +34,40 @@ def test_openapi_lists_the_public_paths_only(emulator: RunningEmulator) -> None:
     assert error_of(httpx.get(f"{emulator.base_url}/docs"), 404)["code"] == "not_found"
 
 
+def test_openapi_describes_the_documented_shapes(reused_emulator: RunningEmulator) -> None:
+    spec = httpx.get(f"{reused_emulator.base_url}/api/v1/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    assert set(schemas["ModelEntry"]["required"]) >= {
+        "runtime",
+        "supported_modes",
+        "reference_media",
+        "api_input_status",
+        "requires_upload_for_modes",
+        "url_input_supported",
+        "chat_capabilities",
+        "notices",
+        "params",
+        "base_credits",
+    }
+    assert set(schemas["Task"]["properties"]["status"]["enum"]) == {
+        "queued",
+        "processing",
+        "succeeded",
+        "failed",
+    }
+    assert {"mime_type", "size_bytes", "duration_token"} <= set(
+        schemas["PublicApiFile"]["properties"]
+    )
+    create = spec["paths"]["/api/v1/generations"]["post"]
+    body = create["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["client_request_id"]["anyOf"][0]["maxLength"] == 128
+    (header,) = create["parameters"]
+    assert (header["name"], header["schema"]["maxLength"]) == ("Idempotency-Key", 255)
+    upload = spec["paths"]["/api/v1/files"]["post"]["requestBody"]["content"]
+    kinds = upload["multipart/form-data"]["schema"]["properties"]["kind"]["enum"]
+    assert kinds == ["image", "video", "audio"]
+
+
 def test_unknown_routes_and_methods_use_the_envelope(http: httpx.Client) -> None:
     missing = http.get("/api/v1/webhooks")
     assert error_of(missing, 404)["code"] == "not_found"
@@ -69,7 +103,11 @@ def test_state_shows_wallets_tasks_files_and_faults(
     assert state["tasks"]["total"] == 1
     assert state["files"] == 0
     assert state["faults"]["latency_seconds"] == 0.01
+    assert state["faults"]["cancel_next_tasks"] == 0
+    assert state["profile"]["create_status"] == 201
+    assert state["models"] == ["flux-2-flex", "flux-kontext-pro", "flux-kontext-max"]
     assert state["counters"]["tasks_created"] == 1
+    assert state["counters"]["downloads"] == {}
     assert emulator.api_key not in str(state)
 
 

@@ -20,6 +20,7 @@ from tests.integration.emulator_support import (
     error_of,
     wait_for_status,
 )
+from tests.media import image_bytes
 
 CREATE = "/api/v1/generations"
 
@@ -129,9 +130,11 @@ def test_a_dropped_create_is_stored_once_and_replayed_on_retry(
     assert counters["credits_reserved"] == 14
 
 
-def test_a_second_request_while_the_first_is_in_flight_gets_retry_after(
-    emulator: RunningEmulator, http: httpx.Client
+@pytest.mark.parametrize("profile", ["default", "in-flight-retry-after"])
+def test_a_second_request_while_the_first_is_in_flight_is_a_conflict(
+    emulator: RunningEmulator, http: httpx.Client, profile: str
 ) -> None:
+    emulator.set_profile(profile)
     emulator.set_faults(create_delay_seconds=1.0)
     key = {"Idempotency-Key": "racing"}
     answers: list[httpx.Response] = []
@@ -155,7 +158,11 @@ def test_a_second_request_while_the_first_is_in_flight_gets_retry_after(
     finally:
         first.join(timeout=10)
     assert error_of(racing, 409)["code"] == "idempotency_conflict"
-    assert racing.headers["Retry-After"] == "1"
+    assert "in progress" in error_of(racing, 409)["message"]
+    # The docs promise no Retry-After here: only the profile standing for that answer sends it.
+    assert racing.headers.get("Retry-After") == (
+        "1" if profile == "in-flight-retry-after" else None
+    )
     assert answers[0].status_code == 201
     emulator.set_faults(create_delay_seconds=0)
     replay = http.post(CREATE, json=FLEX, headers=key)
@@ -185,11 +192,100 @@ def test_slow_tasks_process_longer(emulator_factory: EmulatorFactory) -> None:
         assert http.get(f"{CREATE}/{task_id}").json()["status"] == "succeeded"
 
 
-def test_faults_reach_the_cdn_routes(emulator: RunningEmulator, http: httpx.Client) -> None:
-    emulator.set_faults(server_errors_next=1)
-    response = httpx.get(f"{emulator.base_url}/cdn/results/task_x/0.png")
-    assert error_of(response, 500)["code"] == "internal_error"
-    assert emulator.counters()["requests"] == {"GET /cdn/results/{task_id}/{filename}": 1}
+def test_api_faults_and_the_rate_limit_leave_downloads_alone(
+    emulator: RunningEmulator, http: httpx.Client
+) -> None:
+    task_id = http.post(CREATE, json=KONTEXT).json()["id"]
+    url = wait_for_status(http, task_id)["result"]["primary_url"]
+    emulator.set_faults(
+        server_errors_next=5,
+        rate_limited_next=5,
+        rate_limit_per_second=0.001,
+        rate_limit_burst=1,
+        latency_seconds=5,
+        api_disabled=True,
+    )
+    downloads = [httpx.get(url, timeout=httpx.Timeout(5, read=2)) for _ in range(3)]
+    assert [d.status_code for d in downloads] == [200, 200, 200]
+    assert downloads[0].headers["Content-Type"] == "image/jpeg"
+    faults = emulator.backend.faults.current
+    assert (faults.server_errors_next, faults.rate_limited_next) == (5, 5)
+    counters = emulator.counters()
+    assert counters["downloads"] == {"GET /cdn/results/{task_id}/{filename}": 3}
+    assert counters["download_responses"] == {"200": 3}
+    assert counters["requests"] == {
+        "POST /api/v1/generations": 1,
+        "GET /api/v1/generations/{taskId}": counters["requests"][
+            "GET /api/v1/generations/{taskId}"
+        ],
+    }
+    assert sum(counters["responses"].values()) == sum(counters["requests"].values())
+
+
+def test_download_faults_fail_and_delay_downloads_only(
+    emulator: RunningEmulator, http: httpx.Client
+) -> None:
+    stored = http.post(
+        "/api/v1/files",
+        files={"file": ("a.png", image_bytes(), "image/png")},
+        data={"kind": "image"},
+    ).json()
+    emulator.set_faults(download_errors_next=2)
+    first, second, third = (httpx.get(stored["url"]) for _ in range(3))
+    for failed in (first, second):
+        assert error_of(failed, 503)["code"] == "download_failed"
+    assert third.content == image_bytes()
+    assert http.get("/api/v1/credits").status_code == 200
+    emulator.set_faults(download_latency_seconds=0.5)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(stored["url"], timeout=httpx.Timeout(5, read=0.05))
+    assert http.get("/api/v1/credits", timeout=httpx.Timeout(5, read=0.4)).status_code == 200
+    counters = emulator.counters()
+    assert counters["downloads_failed"] == 2
+    assert counters["downloads"] == {"GET /cdn/files/{file_id}/{name}": 4}
+    assert counters["download_responses"]["503"] == 2
+    assert counters["requests"] == {"POST /api/v1/files": 1, "GET /api/v1/credits": 2}
+    assert "503" not in counters["responses"]
+
+
+def test_random_download_errors_repeat_with_the_same_seed(
+    emulator_factory: EmulatorFactory,
+) -> None:
+    runs = []
+    for _ in range(2):
+        emulator = emulator_factory(seed=11)
+        emulator.set_faults(download_error_rate=0.5)
+        runs.append(
+            [
+                httpx.get(f"{emulator.base_url}/cdn/results/task_x/0.png").status_code
+                for _ in range(16)
+            ]
+        )
+    assert runs[0] == runs[1]
+    assert set(runs[0]) == {404, 503}
+
+
+def test_cancel_next_tasks_end_canceled_without_a_charge(
+    emulator_factory: EmulatorFactory,
+) -> None:
+    clock = SteppedClock()
+    emulator = emulator_factory(clock=clock)
+    emulator.set_faults(cancel_next_tasks=1)
+    with httpx.Client(base_url=emulator.base_url, headers=bearer(emulator.api_key)) as http:
+        canceled = http.post(CREATE, json=FLEX).json()
+        healthy = http.post(CREATE, json=FLEX).json()
+        assert http.get("/api/v1/credits").json() == {"current_credits": 1000 - 28}
+        clock.advance(1)
+        task = http.get(f"{CREATE}/{canceled['id']}").json()
+        assert task["status"] == "canceled"
+        assert (task["result"], task["error"], task["final_credits"]) == (None, None, 0)
+        assert http.get(f"{CREATE}/{healthy['id']}").json()["status"] == "succeeded"
+        assert http.get("/api/v1/credits").json() == {"current_credits": 986}
+        gone = httpx.get(f"{emulator.base_url}/cdn/results/{canceled['id']}/0.png")
+        assert error_of(gone, 404)["code"] == "not_found"
+    counters = emulator.counters()
+    assert (counters["credits_refunded"], counters["credits_charged"]) == (14, 14)
+    assert emulator.backend.snapshot()["tasks"]["by_status"] == {"canceled": 1, "succeeded": 1}
 
 
 def test_bad_faults_are_refused(emulator: RunningEmulator, http: httpx.Client) -> None:

@@ -8,12 +8,12 @@ from typing import Any
 import httpx
 import pytest
 
-from rivya_provider.client.catalog import MB
 from rivya_provider.emulator import RunningEmulator
 from tests.integration.emulator_support import bearer, error_of
 from tests.media import image_bytes
 
 FILES = "/api/v1/files"
+MB = 1024 * 1024
 MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(64)
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(64)
 
