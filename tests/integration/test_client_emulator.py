@@ -278,9 +278,10 @@ async def test_a_create_still_in_flight_is_waited_for_and_then_replayed(
     async with AsyncRivyaClient(
         api_key=emulator.api_key, base_url=emulator.base_url, retry=RETRY
     ) as client:
+        # No Retry-After on the in-flight 409 (the docs promise none): conflict_wait waits it out.
         first, second = await asyncio.gather(
-            client.acreate_generation(FLEX, idempotency_key="racing"),
-            client.acreate_generation(FLEX, idempotency_key="racing"),
+            client.acreate_generation(FLEX, idempotency_key="racing", conflict_wait=30),
+            client.acreate_generation(FLEX, idempotency_key="racing", conflict_wait=30),
         )
     assert first.id == second.id
     counters = emulator.counters()
