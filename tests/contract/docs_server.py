@@ -4,8 +4,8 @@ Independent of the project's emulator on purpose: the two are separate readings 
 so a rule the client shares with the emulator by mistake shows up here. Flags of
 :class:`~tests.contract.docs_state.DocsVariant` pick an answer to each point the docs leave open;
 counted faults (``fail_next_tasks``, ``cancel_next_tasks``, ``drop_next_creates``,
-``rate_limited_next``, ``disabled_next``, ``models_unavailable``) are armed with
-:meth:`RunningDocsServer.set_faults`.
+``rate_limited_next``, ``disabled_next``, ``server_errors_next``, ``models_unavailable``) are
+armed with :meth:`RunningDocsServer.set_faults`.
 """
 
 from __future__ import annotations
@@ -79,8 +79,12 @@ class DocsApp:
         await self.router(scope, receive, guarded if dropping else send)
 
     async def error(self, request: Request, exc: DocsError) -> Response:
-        body = {"error": {"code": exc.code, "message": exc.message}}
-        body["error"]["requestId"] = "req_" + secrets.token_hex(8)
+        error = {
+            "code": exc.code,
+            "message": exc.message,
+            "requestId": "req_" + secrets.token_hex(8),
+        }
+        body = {"error": {k: v for k, v in error.items() if v}}
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
         return JSONResponse(body, status_code=exc.status, headers=headers)
 

@@ -49,6 +49,8 @@ class DocsVariant:
     upload_status: int = 200
     #: The wallet holds a fraction of a credit too.
     fractional_wallet: bool = False
+    #: A succeeded task's result names ``primary_url`` besides ``urls``.
+    primary_url: bool = True
 
 
 VARIANTS = {
@@ -62,6 +64,7 @@ VARIANTS = {
             timestamps=False,
             option_objects=True,
             upload_status=201,
+            primary_url=False,
         ),
         DocsVariant(
             name="docs-strict",
@@ -163,12 +166,15 @@ def task_json(state: DocsState, task: Task, base: str, *, short: bool = False) -
     status = state.status_of(task)
     done = status == "succeeded"
     urls = [f"{base}/results/{task.id}/{n}.png" for n in range(2)]
+    result: dict[str, Any] = {"urls": urls}
+    if state.variant.primary_url:
+        result["primary_url"] = urls[0]
     body: dict[str, Any] = {
         "id": task.id,
         "status": status,
         "model": task.model,
         "reserved_credits": number(task.cost),
-        "result": {"primary_url": urls[0], "urls": urls} if done else None,
+        "result": result if done else None,
         "error": {"code": "generation_failed", "message": "the model gave up"}
         if status == "failed"
         else None,
@@ -196,6 +202,9 @@ def check_key(state: DocsState, header: str, scope: str) -> None:
         raise DocsError(429, "rate_limited", "slow down", retry_after=1)
     if state.take_fault("disabled_next"):
         raise DocsError(503, "public_api_disabled", "the Public API is off", retry_after=1)
+    if state.take_fault("server_errors_next"):
+        # New codes may appear, or none at all: an error envelope with a message only.
+        raise DocsError(500, "", "something broke")
 
 
 def invalid(message: str) -> DocsError:

@@ -16,6 +16,7 @@ from rivya_provider.client import (
     RateLimitedError,
     RetryPolicy,
     RivyaAPIError,
+    ServerError,
     ServiceUnavailableError,
     ValidationFailedError,
 )
@@ -101,3 +102,16 @@ async def test_rate_limited_and_disabled_carry_retry_after(
     assert disabled.retry_after is not None
     target.heal()
     assert (await api("get_credits")).current_credits > 0
+
+
+async def test_a_server_error_with_or_without_a_code_is_retried(
+    api_for: ApiFactory, target: Target
+) -> None:
+    target.fault("server_errors_next")
+    with pytest.raises(ServerError) as caught:
+        await api_for(retry=ONE_ATTEMPT)("get_credits")
+    assert caught.value.status_code == 500
+    assert caught.value.message
+
+    target.fault("server_errors_next")
+    assert (await api_for()("get_credits")).current_credits > 0
