@@ -194,7 +194,9 @@ async def test_a_new_model_uses_its_own_file_limits(
 
 async def test_a_long_client_request_id_on_a_generation_is_sent(api: Api, target: Target) -> None:
     # The documented 128-character limit is the Files API's; generations state none.
-    request = FLEX.model_copy(update={"client_request_id": "c" * 200})
+    request = GenerationRequest(
+        model="flux-2-flex", prompt="a lighthouse at dawn", client_request_id="c" * 200
+    )
 
     task = await api("create_generation", request)
 
