@@ -127,13 +127,11 @@ class IdempotencyConflictError(RivyaAPIError):
         text = super().__str__()
         if self.idempotency_key is None:
             return text
-        trace = ""
-        if self.client_request_id:
-            trace = f" and client_request_id {self.client_request_id!r}"
         return (
-            f"{text}. Rivya refused Idempotency-Key {self.idempotency_key!r}{trace} for "
-            f"{self.waited_seconds:.0f}s: a generation may already exist under this key (it is "
-            "never charged twice), or an earlier request sent other data with it"
+            f"{text}. Rivya refused Idempotency-Key {self.idempotency_key!r} (client_request_id "
+            f"{self.client_request_id!r}) for {self.waited_seconds:.0f}s: a generation may exist "
+            "under this key already (it is never charged twice), or an earlier request sent "
+            "other data with it"
         )
 
 

@@ -243,14 +243,17 @@ class RivyaGenerateOperator(BaseOperator):
         """Seconds a create waits out ``idempotency_conflict`` answers.
 
         The same body under the same key means a create of an earlier try (or attempt) may still
-        be running on Rivya's side, for as long as a generation may take. Below Airflow 3.3 the
-        files this operator uploads get new URLs on every try, so a conflict there most likely
-        means other data under the key: waiting long would only hold the worker.
+        be running on Rivya's side: wait for as long as a create can take (the Connection's
+        retry budget plus its read timeout), never past ``generation_timeout``. Below Airflow
+        3.3 the files this operator uploads get new URLs on every try, so a conflict there most
+        likely means other data under the key: waiting long would only hold the worker.
         """
-        timeout = _seconds(self.generation_timeout)
+        settings = self.hook.settings
+        create_can_take = settings.retry.time_budget + settings.timeouts.read
+        wait = min(_seconds(self.generation_timeout), create_can_take)
         if memory.durable or not files:
-            return timeout
-        return min(timeout, UNSURE_CONFLICT_WAIT_SECONDS)
+            return wait
+        return min(wait, UNSURE_CONFLICT_WAIT_SECONDS)
 
     def _defer(
         self, submission: Submission, wire: dict[str, Any], deadline: float, first_delay: float

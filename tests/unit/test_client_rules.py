@@ -181,7 +181,7 @@ async def test_in_flight_idempotency_conflict_is_retried_other_conflicts_are_not
     assert len(script.requests) == 3
     # Without conflict_wait nothing is waited out, but the error names the refused key.
     assert caught.value.idempotency_key == "k-1"
-    assert "a generation may already exist under this key" in str(caught.value)
+    assert "a generation may exist under this key already" in str(caught.value)
 
 
 @pytest.mark.parametrize(

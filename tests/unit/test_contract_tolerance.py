@@ -217,7 +217,7 @@ async def test_a_conflict_past_conflict_wait_names_key_and_trace_id(
     text = str(error)
     assert "'k-9'" in text
     assert "'run-7'" in text
-    assert "a generation may already exist under this key" in text
+    assert "a generation may exist under this key already" in text
     assert "different data" not in text
     # Every retry sent the same key.
     assert {r.headers["idempotency-key"] for r in script.requests} == {"k-9"}

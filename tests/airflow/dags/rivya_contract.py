@@ -46,6 +46,8 @@ for deferrable in (True, False):
             retry_delay=timedelta(0),
             poll_interval=0.1,
             first_poll_delay=0.05,
+            # Bounds how long a create waits out 409s from servers that refuse every repeat.
+            generation_timeout=20,
             on_failure_callback=record,
             on_retry_callback=record,
         )
