@@ -83,6 +83,8 @@ def test_demo_on_a_real_account_exits_non_zero_naming_the_failure_and_never_writ
     """
     monkeypatch.setenv("RIVYA_API_KEY", "rvya_sk_not_a_real_key_0123456789abcdef")
     monkeypatch.setenv("RIVYA_BASE_URL", "http://127.0.0.1:9")
+    # A closed port would otherwise be retried for the default two-minute budget per request.
+    monkeypatch.setenv("RIVYA_CONN_EXTRA", json.dumps({"retry_budget": 1, "max_attempts": 2}))
     monkeypatch.setenv("AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY", "0")
     campaign = tmp_path / "campaign.json"
     campaign.write_text(json.dumps({**CAMPAIGN, "assets": CAMPAIGN["assets"][:1]}))
