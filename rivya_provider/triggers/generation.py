@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -132,7 +133,9 @@ class RivyaGenerationTrigger(BaseTrigger):
                 last_status = task.reported_status or str(task.status)
                 if task.status.is_terminal:
                     return GenerationEvent.finished(task)
-                delay = self.poll_interval
+                # +-10 %: thousands of waits deferred together drift apart instead of polling
+                # in lockstep.
+                delay = self.poll_interval * random.uniform(0.9, 1.1)  # noqa: S311
                 self.log.info(
                     "Generation %s is %s; %.0fs left before the deadline",
                     task.id,
