@@ -504,8 +504,13 @@ class RivyaClient(_ClientBase):
 class AsyncRivyaClient(_ClientBase):
     """Asyncio client of the Rivya Public API v1; safe in Airflow's triggerer.
 
-    Takes the same parameters as :class:`RivyaClient`, with an async ``sleep``.
+    Takes the same parameters as :class:`RivyaClient`, with an async ``sleep``, and:
+
+    :param max_in_flight: API requests sent at once at most; the others wait their turn.
     """
+
+    #: Default bound on requests in flight, below httpx's connection pool size.
+    MAX_IN_FLIGHT = 50
 
     def __init__(
         self,
@@ -519,6 +524,7 @@ class AsyncRivyaClient(_ClientBase):
         sleep: Callable[[float], Awaitable[None]] | None = None,
         clock: Callable[[], float] | None = None,
         requests_per_second: float | None = None,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         super().__init__(
             api_key=api_key,
@@ -530,7 +536,16 @@ class AsyncRivyaClient(_ClientBase):
             requests_per_second=requests_per_second,
         )
         self._sleep = sleep or asyncio.sleep
-        self._http = httpx.AsyncClient(transport=transport, **_rules.http_options(self.config))
+        # Thousands of triggers share this client in one event loop: past about a hundred
+        # queued requests httpcore's pool spends the loop's time matching requests to
+        # connections, so requests wait here instead, and every connection stays alive.
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        limits = httpx.Limits(
+            max_connections=max_in_flight, max_keepalive_connections=max_in_flight
+        )
+        self._http = httpx.AsyncClient(
+            transport=transport, limits=limits, **_rules.http_options(self.config)
+        )
 
     async def __aenter__(self) -> Self:
         return self
@@ -558,7 +573,8 @@ class AsyncRivyaClient(_ClientBase):
                     await self._sleep(pause)
                 request = _rules.build_request(self._http, self.config, call)
                 try:
-                    response = await self._http.send(request)
+                    async with self._in_flight:
+                        response = await self._http.send(request)
                 except httpx.TransportError as exc:
                     raise _rules.transport_error(call, exc) from exc
                 return _rules.check_response(response)

@@ -17,6 +17,8 @@ from rivya_provider.client import (
     GenerationRequest,
     GenerationTask,
     RequestValidationError,
+    RivyaClient,
+    RivyaError,
     TaskStatus,
     validate_generation,
 )
@@ -27,6 +29,7 @@ from rivya_provider.client.catalog import (
     pydantic_problems,
 )
 from rivya_provider.client.downloads import DEFAULT_MAX_DOWNLOAD_BYTES
+from rivya_provider.client.errors import is_retryable
 from rivya_provider.exceptions import failing_fast
 from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.idempotency import KeyChain, input_fingerprint
@@ -44,6 +47,8 @@ from rivya_provider.resume import Submission, TaskMemory, submit_or_resume
 from rivya_provider.triggers.events import read_event
 from rivya_provider.triggers.generation import RivyaGenerationTrigger, deferred_first_poll_min
 
+#: The longest first-poll delay spent in the worker before deferring (longer ones defer at once).
+WORKER_LOOK_MAX_SECONDS = 10.0
 #: How long a create waits out a conflict when the body may differ from an earlier try's.
 UNSURE_CONFLICT_WAIT_SECONDS = 60.0
 
@@ -122,12 +127,15 @@ class RivyaGenerateOperator(BaseOperator):
     :param wait_for_completion: wait for the generation to end; when ``False`` the manifest
         is returned right after submitting (wait later with ``RivyaGenerationSensor``).
     :param deferrable: wait in the triggerer instead of holding a worker slot.
-    :param generation_timeout: seconds (or timedelta) from the generation's ``created_at``
-        after which waiting fails with ``GenerationTimeoutError``; retries do not extend it.
+    :param generation_timeout: seconds (or timedelta) from the generation's submission (local
+        clock) after which waiting fails with ``GenerationTimeoutError``; retries do not
+        extend it.
     :param poll_interval: seconds between status polls.
-    :param first_poll_delay: seconds between submitting and the first poll (a deferred wait
-        polls no sooner than ``[workers] min_heartbeat_interval`` after deferring, to stay clear
-        of an Airflow 3.3 race).
+    :param first_poll_delay: seconds between submitting and the first poll. A deferrable task
+        makes this poll in the worker when it is at most 10 s, so a quick generation finishes
+        without deferring; a deferred wait reports a result no sooner than
+        ``[workers] min_heartbeat_interval`` after deferring, to stay clear of an Airflow 3.3
+        race.
     :param output_path: folder (ObjectStoragePath URI or local path) to copy results to, as
         ``<generation id>-<n>.<ext>``; the manifest then lists the copies.
     :param max_download_bytes: size cap of each copied result.
@@ -229,6 +237,14 @@ class RivyaGenerateOperator(BaseOperator):
         deadline = submission.started_at + _seconds(self.generation_timeout)
         first_delay = self.first_poll_delay if submission.is_new else 0.0
         if self.deferrable:
+            if submission.is_new and first_delay <= WORKER_LOOK_MAX_SECONDS:
+                # A quick generation is finished here, without a trip through the triggerer.
+                task = self._look_before_deferring(client, task, first_delay)
+                if task.status.is_terminal:
+                    return self._finish(
+                        context, task, wire, submission.origin, submission.idempotency_key
+                    )
+                first_delay = self.poll_interval
             self._defer(submission, wire, deadline, first_delay)
         self.log.info("Waiting for generation %s in the worker (deferrable=False)", task.id)
         task = client.wait_for_generation(
@@ -255,6 +271,19 @@ class RivyaGenerateOperator(BaseOperator):
             return wait
         return min(wait, UNSURE_CONFLICT_WAIT_SECONDS)
 
+    def _look_before_deferring(
+        self, client: RivyaClient, task: GenerationTask, delay: float
+    ) -> GenerationTask:
+        """Poll once in the worker after ``delay``; a transient failure just means "defer"."""
+        time.sleep(delay)
+        try:
+            return client.get_generation(task.id)
+        except RivyaError as exc:
+            if not is_retryable(exc):
+                raise
+            self.log.info("Could not check generation %s before deferring: %s", task.id, exc)
+            return task
+
     def _defer(
         self, submission: Submission, wire: dict[str, Any], deadline: float, first_delay: float
     ) -> None:
@@ -270,7 +299,8 @@ class RivyaGenerateOperator(BaseOperator):
                 deadline=deadline,
                 rivya_conn_id=self.rivya_conn_id,
                 poll_interval=self.poll_interval,
-                first_delay=max(first_delay, deferred_first_poll_min()),
+                first_delay=first_delay,
+                fire_not_before=time.time() + deferred_first_poll_min(),
                 carry={
                     "request": wire,
                     "origin": submission.origin,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -70,7 +71,8 @@ class RivyaGenerationSensor(BaseSensorOperator):
                     deadline=started_at_of(task) + float(self.timeout),
                     rivya_conn_id=self.rivya_conn_id,
                     poll_interval=float(self.poke_interval),
-                    first_delay=deferred_first_poll_min(),
+                    first_delay=float(self.poke_interval),
+                    fire_not_before=time.time() + deferred_first_poll_min(),
                 ),
                 method_name="execute_complete",
             )

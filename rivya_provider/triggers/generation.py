@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,11 +19,12 @@ from rivya_provider.triggers.events import GenerationEvent
 
 
 def deferred_first_poll_min() -> float:
-    """Least seconds between deferring and the trigger's first poll.
+    """Least seconds between deferring and the trigger's event.
 
     On Airflow 3.3 a trigger that fires before the worker has noticed the deferral (within
     ``[workers] min_heartbeat_interval``, 5 s by default) can make the scheduler fail the try as
-    "killed externally". Rivya's images take longer than that anyway.
+    "killed externally". The trigger may poll sooner; a result it finds early is held back for
+    what is left of this window (``fire_not_before``).
     """
     return float(conf.getfloat("workers", "min_heartbeat_interval", fallback=5.0))
 
@@ -44,6 +46,8 @@ class RivyaGenerationTrigger(BaseTrigger):
 
     :param carry: plain values handed back untouched in the event (the operator keeps its request
         summary there, so the resumed task can describe it).
+    :param fire_not_before: Unix time before which a finished generation is held back (see
+        :func:`deferred_first_poll_min`); polling itself may start earlier.
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class RivyaGenerationTrigger(BaseTrigger):
         poll_interval: float = 5.0,
         first_delay: float = 0.0,
         carry: dict[str, Any] | None = None,
+        fire_not_before: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.generation_id = generation_id
@@ -63,6 +68,7 @@ class RivyaGenerationTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.first_delay = float(first_delay)
         self.carry = dict(carry or {})
+        self.fire_not_before = None if fire_not_before is None else float(fire_not_before)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -74,11 +80,15 @@ class RivyaGenerationTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "first_delay": self.first_delay,
                 "carry": self.carry,
+                "fire_not_before": self.fire_not_before,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         event = (await self.watch()).model_copy(update={"carry": self.carry})
+        if self.fire_not_before is not None:
+            # Only a result found early waits, and only for what is left of the window.
+            await asyncio.sleep(max(0.0, self.fire_not_before - time.time()))
         self.log.info(
             "Generation %s: %s%s",
             self.generation_id,
@@ -132,7 +142,9 @@ class RivyaGenerationTrigger(BaseTrigger):
                 last_status = task.reported_status or str(task.status)
                 if task.status.is_terminal:
                     return GenerationEvent.finished(task)
-                delay = self.poll_interval
+                # +-10 %: thousands of waits deferred together drift apart instead of polling
+                # in lockstep.
+                delay = self.poll_interval * random.uniform(0.9, 1.1)  # noqa: S311
                 self.log.info(
                     "Generation %s is %s; %.0fs left before the deadline",
                     task.id,

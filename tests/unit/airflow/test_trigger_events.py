@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -128,6 +129,7 @@ def test_serialize_gives_the_dotted_path_and_plain_values(
         "poll_interval": 5.0,
         "first_delay": 0.0,
         "carry": carry,
+        "fire_not_before": None,
     }
     assert _is_plain_json(kwargs)
     assert json.loads(json.dumps(kwargs)) == kwargs
@@ -455,3 +457,17 @@ def test_events_are_frozen() -> None:
     event = GenerationEvent(status="success", generation_id="task_abc", task=TASK_JSON)
     with pytest.raises(ValueError, match="frozen"):
         event.status = "failed"  # type: ignore[misc]
+
+
+async def test_a_result_found_early_is_held_back_only_for_the_rest_of_the_window(
+    triggerer: RunningEmulator,
+) -> None:
+    task_id = await _submit(triggerer)
+    await asyncio.sleep(0.3)  # the fast schedule has finished it by now
+    started = time.monotonic()
+    trigger = _trigger(task_id, fire_not_before=time.time() + 0.5)
+    event = await _one_event(trigger)
+    held = time.monotonic() - started
+    assert event.status == "success"
+    assert held >= 0.45  # Airflow 3.3: no event within min_heartbeat_interval of deferring
+    assert _gets(triggerer) == 1  # polled at once, not after the window
