@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from rivya_provider.client._rules import SENT_KEYS
 from rivya_provider.client.live_catalog import clear_catalog_cache
 
 pytest_plugins = ["tests.emulator_fixtures"]
@@ -39,7 +40,10 @@ os.environ.pop("AIRFLOW_CONN_RIVYA_DEFAULT", None)
 
 @pytest.fixture(autouse=True)
 def _fresh_model_catalogue() -> Iterator[None]:
-    """Each test reads Rivya's catalogue afresh: servers of earlier tests may reuse a port."""
+    """Each test reads Rivya's catalogue afresh and starts with no Idempotency-Key sent:
+    servers of earlier tests may reuse a port, and tests reuse keys."""
     clear_catalog_cache()
+    SENT_KEYS.clear()
     yield
     clear_catalog_cache()
+    SENT_KEYS.clear()

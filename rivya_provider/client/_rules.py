@@ -10,8 +10,10 @@ import email.utils
 import logging
 import random
 import re
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -251,28 +253,111 @@ def parse(model: type[_ModelT], response: httpx.Response) -> _ModelT:
         ) from exc
 
 
-#: Seconds a replayed task's ``created_at`` must predate the request, so clock skew between
-#: Rivya and us does not make a new task look replayed.
-REPLAY_CLOCK_SKEW = 60.0
+#: Seconds a replayed task's ``created_at`` must predate the request when Rivya's clock is known
+#: from the answer's ``Date`` header (whole seconds), and when it is not.
+REPLAY_MARGIN_WITH_DATE = 2.0
+REPLAY_MARGIN_WITHOUT_DATE = 60.0
 
 
-def parse_created_task(response: httpx.Response, *, sent_at: float) -> GenerationTask:
+class SentKeys:
+    """The Idempotency-Keys this process has sent, and the task each was answered with.
+
+    Rivya's docs promise no replay header. A key this process sent before is answered with the
+    same task again (a replay), unless Rivya forgot the key; a key whose earlier send got no
+    usable answer (lost, 5xx, 409) may have made a task then, so its next answer is taken as a
+    replay of it.
+    """
+
+    _UNANSWERED = ""
+
+    def __init__(self, *, size: int = 4096) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._keys: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    def note_unanswered(self, scope: str, key: str) -> None:
+        """Record that a send of ``key`` may have reached Rivya without an answer."""
+        self._put((scope, key), self._UNANSWERED)
+
+    def answered(self, scope: str, key: str, task_id: str) -> bool:
+        """Record the answer of ``key``; return True when it replays an earlier send."""
+        with self._lock:
+            prior = self._keys.get((scope, key))
+        self._put((scope, key), task_id)
+        return prior is not None and prior in (self._UNANSWERED, task_id)
+
+    def clear(self) -> None:
+        """Forget every key (tests start each case afresh)."""
+        with self._lock:
+            self._keys.clear()
+
+    def _put(self, entry: tuple[str, str], value: str) -> None:
+        with self._lock:
+            self._keys[entry] = value
+            self._keys.move_to_end(entry)
+            while len(self._keys) > self._size:
+                self._keys.popitem(last=False)
+
+
+SENT_KEYS = SentKeys()
+
+
+def note_attempt(config: ClientConfig, call: Call, response: httpx.Response | None) -> None:
+    """Remember a create attempt that may have made a task without telling us its id."""
+    key = call.headers.get("Idempotency-Key")
+    if key is None:
+        return
+    if response is None or response.status_code == 409 or response.status_code >= 500:
+        SENT_KEYS.note_unanswered(config.base_url, key)
+
+
+def parse_created_task(
+    response: httpx.Response, *, config: ClientConfig, call: Call, sent_at: float
+) -> GenerationTask:
     """Read a create answer, noting whether it replayed an earlier task for the same key.
 
-    Rivya's docs promise no replay header, so an answer is also a replay when the task was created
-    before the request was sent, or is already finished without a ``created_at`` that shows it
-    is new (a task that failed at once on a fast server is new, not replayed).
+    Rivya's docs promise no replay header, so an answer is also a replay when this process sent
+    the key before (see :class:`SentKeys`), when the task was created before the request was
+    sent (on Rivya's clock, read from the ``Date`` header), or when it is already finished
+    without a ``created_at`` that shows it is new.
 
     :param response: the create answer.
-    :param sent_at: Unix time at which the request was sent.
+    :param config: the client's settings.
+    :param call: the create request.
+    :param sent_at: Unix time at which the answered attempt was sent.
     """
     task = parse(GenerationTask, response)
     header = response.headers.get("Idempotent-Replayed", "").strip().lower() == "true"
-    created = task.created_at.timestamp() if task.created_at is not None else None
-    created_before = created is not None and created < sent_at - REPLAY_CLOCK_SKEW
-    finished_unknown_age = task.status.is_terminal and created is None
-    task._replayed = header or created_before or finished_unknown_age
+    sent_before = SENT_KEYS.answered(config.base_url, call.headers["Idempotency-Key"], task.id)
+    task._replayed = (
+        header
+        or sent_before
+        or _created_before(task, response, sent_at)
+        or (task.status.is_terminal and task.created_at is None)
+    )
     return task
+
+
+def _created_before(task: GenerationTask, response: httpx.Response, sent_at: float) -> bool:
+    if task.created_at is None:
+        return False
+    created = task.created_at.timestamp()
+    server_now = _http_date(response.headers.get("date"))
+    if server_now is None:
+        return created < sent_at - REPLAY_MARGIN_WITHOUT_DATE
+    # Rivya's clock may differ from ours: compare on its clock.
+    offset = server_now - time.time()
+    return created - offset < sent_at - REPLAY_MARGIN_WITH_DATE
+
+
+def _http_date(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def retry_options(

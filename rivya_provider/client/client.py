@@ -342,7 +342,9 @@ class RivyaClient(_ClientBase):
                 try:
                     response = self._http.send(request)
                 except httpx.TransportError as exc:
+                    _rules.note_attempt(self.config, call, None)
                     raise _rules.transport_error(call, exc) from exc
+                _rules.note_attempt(self.config, call, response)
                 return _rules.check_response(response)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
@@ -426,7 +428,9 @@ class RivyaClient(_ClientBase):
         while True:
             sent_at = time.time()
             try:
-                return _rules.parse_created_task(self._send(call), sent_at=sent_at)
+                return _rules.parse_created_task(
+                    self._send(call), config=self.config, call=call, sent_at=sent_at
+                )
             except IdempotencyConflictError as exc:
                 self._sleep(conflicts.next_delay(exc))
 
@@ -576,7 +580,9 @@ class AsyncRivyaClient(_ClientBase):
                     async with self._in_flight:
                         response = await self._http.send(request)
                 except httpx.TransportError as exc:
+                    _rules.note_attempt(self.config, call, None)
                     raise _rules.transport_error(call, exc) from exc
+                _rules.note_attempt(self.config, call, response)
                 return _rules.check_response(response)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
@@ -644,7 +650,9 @@ class AsyncRivyaClient(_ClientBase):
         while True:
             sent_at = time.time()
             try:
-                return _rules.parse_created_task(await self._send(call), sent_at=sent_at)
+                return _rules.parse_created_task(
+                    await self._send(call), config=self.config, call=call, sent_at=sent_at
+                )
             except IdempotencyConflictError as exc:
                 await self._sleep(conflicts.next_delay(exc))
 

@@ -17,6 +17,7 @@ from rivya_provider.client import (
     RequestValidationError,
     RetryPolicy,
     TaskStatus,
+    ValidationFailedError,
 )
 from tests.clients import Api
 from tests.contract.conftest import BOTH_FLAVOURS, ApiFactory
@@ -198,6 +199,13 @@ async def test_a_long_client_request_id_on_a_generation_is_sent(api: Api, target
         model="flux-2-flex", prompt="a lighthouse at dawn", client_request_id="c" * 200
     )
 
+    if not target.is_docs:
+        # The emulator's default profile keeps the project's decision of 128 characters: the
+        # server's refusal is a typed error naming the field, and nothing is charged.
+        with pytest.raises(ValidationFailedError, match="client_request_id"):
+            await api("create_generation", request)
+        assert charged(target) == (0, 0)
+        return
     task = await api("create_generation", request)
 
     await api("wait_for_generation", task.id)

@@ -7,6 +7,8 @@ import json
 import logging
 import struct
 import zlib
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import httpx
@@ -181,6 +183,36 @@ async def test_replays_are_recognised_without_the_header(
     script.answers = [httpx.Response(201, json=answer)]
     task = await api("create_generation", FLEX, idempotency_key="k-1")
     assert task.replayed is replayed
+
+
+async def test_a_key_sent_before_is_a_replay_when_answered_with_the_same_task(
+    api: Api, script: Script
+) -> None:
+    script.answers = [httpx.Response(201, json=SHORT_TASK)]
+    first = await api("create_generation", FLEX, idempotency_key="k-same")
+    again = await api("create_generation", FLEX, idempotency_key="k-same")
+    assert (first.replayed, again.replayed) == (False, True)
+    # A server that forgot the key (24 h later) answers with a new task: not a replay.
+    script.answers = [httpx.Response(201, json={**SHORT_TASK, "id": "task_new"})]
+    assert (await api("create_generation", FLEX, idempotency_key="k-same")).replayed is False
+
+
+async def test_the_answer_after_a_lost_one_is_a_replay(api: Api, script: Script) -> None:
+    script.answers = [httpx.ReadError("connection lost"), httpx.Response(201, json=SHORT_TASK)]
+    task = await api("create_generation", FLEX, idempotency_key="k-lost")
+    assert task.replayed  # the first send may have made it: never labelled a new charge
+
+
+async def test_created_at_is_compared_on_rivyas_clock(api: Api, script: Script) -> None:
+    # Rivya's clock runs an hour behind ours: a task it created just now is new.
+    server_now = datetime.now(UTC) - timedelta(hours=1)
+    new_task = {**TASK, "created_at": server_now.isoformat()}
+    date = format_datetime(server_now, usegmt=True)
+    script.answers = [httpx.Response(201, json=new_task, headers={"Date": date})]
+    assert (await api("create_generation", FLEX)).replayed is False
+    old_task = {**TASK, "created_at": (server_now - timedelta(seconds=30)).isoformat()}
+    script.answers = [httpx.Response(201, json=old_task, headers={"Date": date})]
+    assert (await api("create_generation", FLEX)).replayed is True
 
 
 async def test_a_task_that_failed_at_once_is_new(api: Api, script: Script) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -237,29 +238,34 @@ def test_mapped_instances_get_their_own_keys(rivya_default: RunningEmulator) -> 
     assert rivya_default.counters()["tasks_created"] == 2
 
 
-@pytest.mark.parametrize(("heartbeat", "first_delay"), [("7", 7.0), ("0", 0.1)])
-def test_a_deferred_wait_first_polls_after_the_worker_heartbeat_interval(
-    rivya_default: RunningEmulator,
-    monkeypatch: pytest.MonkeyPatch,
-    heartbeat: str,
-    first_delay: float,
+@pytest.mark.parametrize("heartbeat", [7.0, 0.0])
+def test_a_deferred_wait_reports_no_sooner_than_the_worker_heartbeat_interval(
+    rivya_default: RunningEmulator, monkeypatch: pytest.MonkeyPatch, heartbeat: float
 ) -> None:
     from airflow.sdk.exceptions import TaskDeferred
 
     from rivya_provider.operators.generate import RivyaGenerateOperator
 
-    monkeypatch.setenv("AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL", heartbeat)
+    rivya_default.set_faults(slow_task_rate=1.0, slow_task_extra_seconds=30)
+    monkeypatch.setenv("AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL", str(heartbeat))
     operator = RivyaGenerateOperator(
         task_id="generate",
         model="flux-2-flex",
         prompt="a lighthouse at dawn",
         deferrable=True,
         first_poll_delay=0.1,
+        poll_interval=4.0,
     )
     context = {"ti": FakeTaskInstance(try_number=1), "run_id": "manual__unit"}
+    before = time.time()
     with pytest.raises(TaskDeferred) as deferred:
         operator.execute(context)
+    after = time.time()
     _, kwargs = deferred.value.trigger.serialize()
-    assert kwargs["first_delay"] == first_delay
+    # The worker already polled once (after first_poll_delay): the trigger's first poll is one
+    # interval later, and a result it finds is held back until the heartbeat window is over.
+    assert kwargs["first_delay"] == 4.0
+    assert before + heartbeat <= kwargs["fire_not_before"] <= after + heartbeat
     assert kwargs["carry"]["origin"] == "submitted"
+    assert rivya_default.counters()["requests"]["GET /api/v1/generations/{taskId}"] == 1
     assert rivya_default.api_key not in repr(kwargs)
