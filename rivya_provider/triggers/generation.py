@@ -10,7 +10,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import conf
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from rivya_provider.client import RivyaError
+from rivya_provider.client import RivyaError, bounded
 from rivya_provider.client.errors import is_retryable
 from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.triggers.events import GenerationEvent
@@ -107,12 +107,15 @@ class RivyaGenerationTrigger(BaseTrigger):
             # Poll before judging the deadline: a generation that ended (and was charged) while
             # the triggerer was down is reported as done, not as a timeout.
             try:
-                task = await client.aget_generation(self.generation_id)
+                task = await bounded.before(
+                    self.deadline, client.aget_generation(self.generation_id), what="poll"
+                )
             except RivyaError as exc:
                 if not is_retryable(exc) or errors >= self.max_consecutive_errors:
                     return GenerationEvent.from_error(self.generation_id, exc)
                 errors += 1
-                delay = max(self.poll_interval, getattr(exc, "retry_after", None) or 0.0)
+                cap = client.config.retry.retry_after_cap
+                delay = max(self.poll_interval, bounded.capped_retry_after(exc, cap))
                 self.log.warning(
                     "Polling %s failed (%d/%d in a row), next try in %.1fs: %s",
                     self.generation_id,
