@@ -315,3 +315,11 @@ def test_bad_input_fails_typed_before_any_request(
 
 def test_the_table_is_large() -> None:
     assert len(ROWS) >= 60
+
+
+def test_a_storage_failure_is_a_typed_error(tmp_path: Path) -> None:
+    from rivya_provider.exceptions import RivyaStorageError, failing_fast
+
+    with pytest.raises(RivyaStorageError, match="PermissionError") as caught, failing_fast():
+        raise PermissionError(13, "denied", str(tmp_path))
+    assert isinstance(caught.value.__cause__, PermissionError)
