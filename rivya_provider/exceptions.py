@@ -51,6 +51,13 @@ class RivyaAuthError(RivyaPermanentError):
     """The API key is missing, unknown, revoked, expired, or lacks a scope."""
 
 
+class RivyaStorageError(RivyaError):
+    """Reading a reference file or writing a result copy failed (the ``OSError`` is the cause).
+
+    Kept retryable: a full disk or a storage hiccup may be gone on the next try.
+    """
+
+
 def permanent_failure(error: RivyaError) -> RivyaPermanentError | None:
     """Return the fail-fast twin of ``error``, or ``None`` when retrying could help."""
     code = getattr(error, "code", None)
@@ -89,7 +96,7 @@ def _is_permanent_4xx(error: RivyaAPIError) -> bool:
 
 @contextmanager
 def failing_fast() -> Iterator[None]:
-    """Turn permanent Rivya errors raised inside the block into fail-fast Airflow failures."""
+    """Turn permanent Rivya errors into fail-fast Airflow failures, and ``OSError`` into ours."""
     try:
         yield
     except RivyaError as exc:
@@ -97,3 +104,6 @@ def failing_fast() -> Iterator[None]:
         if failure is None:
             raise
         raise failure from exc
+    except OSError as exc:
+        # No raw library exception is a task's final error; the text is redacted like ours.
+        raise RivyaStorageError(f"{type(exc).__name__}: {exc}") from exc

@@ -125,6 +125,35 @@ def get_provider_info() -> dict[str, Any]:
                         60,
                         zero_allowed=True,
                     ),
+                    "request_deadline": _seconds_field(
+                        "Request deadline (s)",
+                        "Wall-clock seconds one API request may take in total.",
+                        120,
+                        zero_allowed=False,
+                    ),
+                    "download_deadline": _seconds_field(
+                        "Download deadline (s)",
+                        "Wall-clock seconds one result download may take in total.",
+                        600,
+                        zero_allowed=False,
+                    ),
+                    "max_response_bytes": {
+                        "label": "Largest API answer (bytes)",
+                        "description": "Cap on one API answer, counted after decompression.",
+                        "schema": {"type": ["integer", "null"], "minimum": 1, "default": 4194304},
+                    },
+                    "allowed_hosts": {
+                        "label": "Allowed private hosts",
+                        "description": (
+                            "Private or loopback hosts (name or name:port) results may come "
+                            "from, besides the Connection's own host."
+                        ),
+                        "schema": {
+                            "type": ["array", "null"],
+                            "items": {"type": "string"},
+                            "default": [],
+                        },
+                    },
                 },
             }
         ],

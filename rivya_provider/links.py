@@ -7,6 +7,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
 
 from rivya_provider.client import GenerationTask
+from rivya_provider.client.safety import is_http_url, path_id
 
 
 class RivyaResultLink(BaseOperatorLink):
@@ -21,9 +22,9 @@ class RivyaResultLink(BaseOperatorLink):
     @classmethod
     def url_for(cls, task: GenerationTask, *, base_url: str) -> str:
         """Return the URL the link should open for ``task`` in its current state."""
-        if task.primary_url is not None:
-            return task.primary_url
-        return f"{base_url}/api/v1/generations/{task.id}"
+        if is_http_url(task.primary_url):  # never store a javascript: or data: link
+            return str(task.primary_url)
+        return f"{base_url}/api/v1/generations/{path_id(task.id, field_name='task_id')}"
 
     @classmethod
     def persist(cls, context: Any, url: str) -> None:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from rivya_provider.client import GenerationTask, RivyaClient, RivyaError
+from rivya_provider.client.safety import safe_part
 from rivya_provider.manifest import ResultFile
 
 _LOCAL_PROTOCOLS = {"", "file", "local"}
@@ -30,12 +31,17 @@ def result_name(task_id: str, index: int, url: str, content_type: str | None = N
         suffix = _EXTENSIONS.get(content_type.split(";")[0].strip()) or suffix
     if not re.fullmatch(r"\.[a-z0-9]{1,5}", suffix):
         suffix = mimetypes.guess_extension(content_type or "") or ".bin"
-    stem = _UNSAFE.sub("_", task_id).strip("._") or "generation"
+    stem = safe_part(task_id)
     return f"{stem}-{index}{suffix}"
 
 
 class ResultCopyError(RivyaError):
     """A succeeded (paid) generation's results could not be copied; the next try reuses it."""
+
+
+def _staging_name(task_id: str, index: int) -> str:
+    """A hidden download name built from sanitised parts only (the id comes from the server)."""
+    return f".{safe_part(task_id)}-{index}.download"
 
 
 def copy_results(
@@ -57,7 +63,7 @@ def copy_results(
     copies = []
     with tempfile.TemporaryDirectory(prefix="rivya-") as scratch:
         for index, url in enumerate(task.result_urls):
-            staging = Path(folder.path if local else scratch) / f".{task.id}-{index}.download"
+            staging = Path(folder.path if local else scratch) / _staging_name(task.id, index)
             try:
                 downloaded = client.download(url, staging, max_bytes=max_bytes)
             except (RivyaError, OSError) as exc:

@@ -7,6 +7,7 @@ from rivya_provider.client._rules import (
     RetryPolicy,
     Timeouts,
 )
+from rivya_provider.client.bounded import Limits
 from rivya_provider.client.catalog import CATALOG, ModelSpec, ParamSpec, validate_generation
 from rivya_provider.client.client import AsyncRivyaClient, RivyaClient
 from rivya_provider.client.downloads import DownloadedFile
@@ -23,12 +24,14 @@ from rivya_provider.client.errors import (
     PermissionDeniedError,
     RateLimitedError,
     RequestValidationError,
+    ResponseTooLargeError,
     RivyaAPIError,
     RivyaError,
     RivyaTransportError,
     ServerError,
     ServiceUnavailableError,
     UnexpectedResponseError,
+    UnsafeURLError,
     ValidationFailedError,
 )
 from rivya_provider.client.models import (
@@ -62,6 +65,7 @@ __all__ = [
     "IdempotencyConflictError",
     "InsufficientCreditsError",
     "InvalidInputError",
+    "Limits",
     "ModelInfo",
     "ModelSpec",
     "NotFoundError",
@@ -71,6 +75,7 @@ __all__ = [
     "RateLimitedError",
     "ReferenceMediaItem",
     "RequestValidationError",
+    "ResponseTooLargeError",
     "RetryPolicy",
     "RivyaAPIError",
     "RivyaClient",
@@ -84,6 +89,7 @@ __all__ = [
     "TaskStatus",
     "Timeouts",
     "UnexpectedResponseError",
+    "UnsafeURLError",
     "ValidationFailedError",
     "validate_generation",
 ]

@@ -24,10 +24,13 @@ import httpx
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState, retry_if_exception, wait_random_exponential
 
+from rivya_provider.client import safety
+from rivya_provider.client.bounded import ACCEPT_ENCODING, Limits
 from rivya_provider.client.errors import (
     FieldProblem,
     RequestValidationError,
     RivyaAPIError,
+    RivyaError,
     RivyaTransportError,
     UnexpectedResponseError,
     error_class_for,
@@ -96,6 +99,12 @@ class Timeouts:
     write: float = 60.0
     pool: float = 10.0
 
+    def __post_init__(self) -> None:
+        bad = [name for name in ("connect", "read", "write", "pool") if not getattr(self, name) > 0]
+        if bad:
+            problems = [FieldProblem(f"timeouts.{name}", "must be > 0 seconds") for name in bad]
+            raise RequestValidationError(problems, subject="client settings")
+
     def to_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
 
@@ -127,11 +136,13 @@ class ClientConfig:
     #: API requests per second at most, shared by every client of this key and base URL in the
     #: process (``None``: no pacing).
     requests_per_second: float | None = None
+    limits: Limits = field(default_factory=Limits)
+    #: Private hosts (``name`` or ``name:port``) results may come from besides the base URL's.
+    allowed_hosts: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        key = (self.api_key or "").strip()
-        if not key:
-            raise ValueError("api_key is required (a Rivya key starts with 'rvya_sk_')")
+        key = safety.check_api_key(self.api_key, field_name="api_key")
+        safety.register_secret(key)
         object.__setattr__(self, "api_key", key)
         object.__setattr__(self, "base_url", normalise_base_url(self.base_url))
 
@@ -141,8 +152,9 @@ def normalise_base_url(base_url: str) -> str:
     url = (base_url or DEFAULT_BASE_URL).strip().rstrip("/")
     if "://" not in url:
         url = f"https://{url}"
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+    if not safety.is_http_url(url):
+        problem = FieldProblem("base_url", f"must be an http(s) URL, got {url[:100]!r}")
+        raise RequestValidationError([problem], subject="client settings")
     return url.removesuffix(API_PREFIX)
 
 
@@ -187,14 +199,17 @@ def http_options(config: ClientConfig) -> dict[str, Any]:
     """Options shared by the sync and async ``httpx`` clients."""
     return {
         "timeout": config.timeouts.to_httpx(),
-        "headers": {"User-Agent": config.user_agent},
+        "headers": {"User-Agent": config.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
         "follow_redirects": False,
     }
 
 
-def transport_error(call: Call, exc: httpx.TransportError) -> RivyaTransportError:
-    """Wrap an httpx transport failure; the message holds no header, so no key."""
-    return RivyaTransportError(f"{call.label}: {type(exc).__name__}: {exc}")
+def transport_error(call: Call, exc: httpx.RequestError) -> RivyaError:
+    """Wrap an httpx failure (redacted); only transport failures are worth a retry."""
+    text = f"{call.label}: {type(exc).__name__}: {safety.redact(str(exc))[:300]}"
+    if isinstance(exc, httpx.TransportError):
+        return RivyaTransportError(text)
+    return UnexpectedResponseError(text)
 
 
 def check_response(response: httpx.Response) -> httpx.Response:
@@ -246,11 +261,21 @@ def parse(model: type[_ModelT], response: httpx.Response) -> _ModelT:
     try:
         return model.model_validate_json(response.content)
     except ValidationError as exc:
+        if _has_error_envelope(response):
+            raise api_error(response) from None
         raise UnexpectedResponseError(
             f"{response.request.method} {response.request.url.path} answered "
             f"HTTP {response.status_code} with a body that is not a {model.__name__}: "
             f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}"
         ) from exc
+
+
+def _has_error_envelope(response: httpx.Response) -> bool:
+    """Tell whether a 2xx body is in fact Rivya's error envelope (keep its code and message)."""
+    try:
+        return ErrorEnvelope.model_validate_json(response.content).error.code is not None
+    except ValidationError:
+        return False
 
 
 #: Seconds a replayed task's ``created_at`` must predate the request when Rivya's clock is known

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, BinaryIO, Self
 
@@ -19,7 +19,7 @@ import anyio
 import httpx
 from tenacity import AsyncRetrying, Retrying
 
-from rivya_provider.client import _rules, live_catalog
+from rivya_provider.client import _rules, bounded, live_catalog, safety
 from rivya_provider.client._rules import (
     DEFAULT_BASE_URL,
     Call,
@@ -70,6 +70,8 @@ class _ClientBase:
         poll: PollPolicy | None = None,
         clock: Callable[[], float] | None = None,
         requests_per_second: float | None = None,
+        limits: bounded.Limits | None = None,
+        allowed_hosts: Iterable[str] = (),
     ) -> None:
         self.config = ClientConfig(
             api_key=api_key,
@@ -78,6 +80,8 @@ class _ClientBase:
             retry=retry or RetryPolicy(),
             poll=poll or PollPolicy(),
             requests_per_second=requests_per_second,
+            limits=limits or bounded.Limits(),
+            allowed_hosts=frozenset(allowed_hosts),
         )
         self._clock = clock or time.monotonic
         self._pacer = shared_pacer(
@@ -87,6 +91,21 @@ class _ClientBase:
     def _pause_for_pacing(self) -> float:
         """Seconds to wait before the next API request (client-side pacing)."""
         return self._pacer.reserve() if self._pacer is not None else 0.0
+
+    def _http_options(
+        self, transport: Any, *, asynchronous: bool, pool_size: int | None = None
+    ) -> dict[str, Any]:
+        """The httpx options: shared rules, plus the URL policy, deadlines and caps."""
+        options = bounded.client_options(
+            api_prefix=f"{self.config.base_url}{_rules.API_PREFIX}/",
+            limits=self.config.limits,
+            policy=safety.UrlPolicy.of(self.config.base_url, self.config.allowed_hosts),
+            asynchronous=asynchronous,
+            pool_size=pool_size,
+        )
+        if transport is not None:  # tests' mock transports: no sockets to bound
+            options["transport"] = transport
+        return {**_rules.http_options(self.config), **options}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.config.base_url!r})"
@@ -306,6 +325,8 @@ class RivyaClient(_ClientBase):
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] | None = None,
         requests_per_second: float | None = None,
+        limits: bounded.Limits | None = None,
+        allowed_hosts: Iterable[str] = (),
     ) -> None:
         super().__init__(
             api_key=api_key,
@@ -315,9 +336,11 @@ class RivyaClient(_ClientBase):
             poll=poll,
             clock=clock,
             requests_per_second=requests_per_second,
+            limits=limits,
+            allowed_hosts=allowed_hosts,
         )
         self._sleep = sleep or time.sleep
-        self._http = httpx.Client(transport=transport, **_rules.http_options(self.config))
+        self._http = httpx.Client(**self._http_options(transport, asynchronous=False))
 
     def __enter__(self) -> Self:
         return self
@@ -340,8 +363,9 @@ class RivyaClient(_ClientBase):
                     self._sleep(pause)
                 request = _rules.build_request(self._http, self.config, call)
                 try:
-                    response = self._http.send(request)
-                except httpx.TransportError as exc:
+                    response = self._http.send(request, stream=True)
+                    response = bounded.read_capped(response, self.config.limits.max_response_bytes)
+                except httpx.RequestError as exc:
                     _rules.note_attempt(self.config, call, None)
                     raise _rules.transport_error(call, exc) from exc
                 _rules.note_attempt(self.config, call, response)
@@ -403,7 +427,10 @@ class RivyaClient(_ClientBase):
 
     def get_file(self, file_id: str) -> RivyaFile:
         """Return the metadata of an uploaded file."""
-        return _rules.parse(RivyaFile, self._send(Call("GET", f"/files/{file_id}")))
+        return _rules.parse(
+            RivyaFile,
+            self._send(Call("GET", f"/files/{safety.path_id(file_id, field_name='file_id')}")),
+        )
 
     def create_generation(
         self,
@@ -436,7 +463,12 @@ class RivyaClient(_ClientBase):
 
     def get_generation(self, task_id: str) -> GenerationTask:
         """Return a task's current status, credits and result."""
-        return _rules.parse(GenerationTask, self._send(Call("GET", f"/generations/{task_id}")))
+        return _rules.parse(
+            GenerationTask,
+            self._send(
+                Call("GET", f"/generations/{safety.path_id(task_id, field_name='task_id')}")
+            ),
+        )
 
     def wait_for_generation(
         self,
@@ -483,6 +515,7 @@ class RivyaClient(_ClientBase):
         :param destination: a file path, or a writable binary file object.
         :param max_bytes: fail (leaving nothing behind) past this many bytes.
         """
+        safety.UrlPolicy.of(self.config.base_url, self.config.allowed_hosts).check(url, what="URL")
         call = Call("GET", url, authenticated=False)
         for attempt in self._retrying(call):
             with attempt:
@@ -496,7 +529,7 @@ class RivyaClient(_ClientBase):
                         for chunk in response.iter_bytes(CHUNK_BYTES):
                             sink.write(chunk)
                     return sink.commit(response.headers.get("content-type"))
-                except httpx.TransportError as exc:
+                except httpx.RequestError as exc:
                     sink.abort()
                     raise _rules.transport_error(call, exc) from exc
                 except BaseException:
@@ -528,6 +561,8 @@ class AsyncRivyaClient(_ClientBase):
         sleep: Callable[[float], Awaitable[None]] | None = None,
         clock: Callable[[], float] | None = None,
         requests_per_second: float | None = None,
+        limits: bounded.Limits | None = None,
+        allowed_hosts: Iterable[str] = (),
         max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         super().__init__(
@@ -537,6 +572,8 @@ class AsyncRivyaClient(_ClientBase):
             retry=retry,
             poll=poll,
             clock=clock,
+            limits=limits,
+            allowed_hosts=allowed_hosts,
             requests_per_second=requests_per_second,
         )
         self._sleep = sleep or asyncio.sleep
@@ -544,11 +581,8 @@ class AsyncRivyaClient(_ClientBase):
         # queued requests httpcore's pool spends the loop's time matching requests to
         # connections, so requests wait here instead, and every connection stays alive.
         self._in_flight = asyncio.Semaphore(max_in_flight)
-        limits = httpx.Limits(
-            max_connections=max_in_flight, max_keepalive_connections=max_in_flight
-        )
         self._http = httpx.AsyncClient(
-            transport=transport, limits=limits, **_rules.http_options(self.config)
+            **self._http_options(transport, asynchronous=True, pool_size=max_in_flight)
         )
 
     async def __aenter__(self) -> Self:
@@ -578,8 +612,10 @@ class AsyncRivyaClient(_ClientBase):
                 request = _rules.build_request(self._http, self.config, call)
                 try:
                     async with self._in_flight:
-                        response = await self._http.send(request)
-                except httpx.TransportError as exc:
+                        response = await self._http.send(request, stream=True)
+                        cap = self.config.limits.max_response_bytes
+                        response = await bounded.aread_capped(response, cap)
+                except httpx.RequestError as exc:
                     _rules.note_attempt(self.config, call, None)
                     raise _rules.transport_error(call, exc) from exc
                 _rules.note_attempt(self.config, call, response)
@@ -633,7 +669,12 @@ class AsyncRivyaClient(_ClientBase):
 
     async def aget_file(self, file_id: str) -> RivyaFile:
         """Return the metadata of an uploaded file."""
-        return _rules.parse(RivyaFile, await self._send(Call("GET", f"/files/{file_id}")))
+        return _rules.parse(
+            RivyaFile,
+            await self._send(
+                Call("GET", f"/files/{safety.path_id(file_id, field_name='file_id')}")
+            ),
+        )
 
     async def acreate_generation(
         self,
@@ -659,7 +700,10 @@ class AsyncRivyaClient(_ClientBase):
     async def aget_generation(self, task_id: str) -> GenerationTask:
         """Return a task's current status, credits and result."""
         return _rules.parse(
-            GenerationTask, await self._send(Call("GET", f"/generations/{task_id}"))
+            GenerationTask,
+            await self._send(
+                Call("GET", f"/generations/{safety.path_id(task_id, field_name='task_id')}")
+            ),
         )
 
     async def await_for_generation(
@@ -694,6 +738,8 @@ class AsyncRivyaClient(_ClientBase):
         max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     ) -> DownloadedFile:
         """Stream a result URL to a path or file object; see :meth:`RivyaClient.download`."""
+        policy = safety.UrlPolicy.of(self.config.base_url, self.config.allowed_hosts)
+        await anyio.to_thread.run_sync(lambda: policy.check(url, what="URL"))
         call = Call("GET", url, authenticated=False)
         async for attempt in self._retrying(call):
             with attempt:
@@ -710,7 +756,7 @@ class AsyncRivyaClient(_ClientBase):
                             await anyio.to_thread.run_sync(sink.write, chunk)
                     content_type = response.headers.get("content-type")
                     return await anyio.to_thread.run_sync(sink.commit, content_type)
-                except httpx.TransportError as exc:
+                except httpx.RequestError as exc:
                     await anyio.to_thread.run_sync(sink.abort)
                     raise _rules.transport_error(call, exc) from exc
                 except BaseException:

@@ -9,9 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from rivya_provider.client.redaction import redact
+
 
 class RivyaError(Exception):
-    """Base class of every error raised by this package."""
+    """Base class of every error raised by this package; its text never holds an API key."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class _KeywordArgsError(RivyaError):
@@ -75,9 +80,9 @@ class RivyaAPIError(_KeywordArgsError):
         retry_after: float | None = None,
     ) -> None:
         self.status_code = status_code
-        self.code = code
-        self.message = message
-        self.request_id = request_id
+        self.code = redact(code)[:100]
+        self.message = redact(message)[:1000]
+        self.request_id = redact(request_id)[:200] if request_id else None
         #: Seconds the server asked us to wait (``Retry-After``), if it said.
         self.retry_after = retry_after
         super().__init__(str(self))
@@ -197,9 +202,9 @@ class GenerationFailedError(_KeywordArgsError):
 
     def __init__(self, *, task_id: str, code: str, message: str) -> None:
         self.task_id = task_id
-        self.code = code
-        self.message = message
-        super().__init__(f"generation {task_id} failed: {code}: {message}")
+        self.code = redact(code)[:100]
+        self.message = redact(message)[:1000]
+        super().__init__(f"generation {task_id} failed: {self.code}: {self.message}")
 
 
 class GenerationTimeoutError(_KeywordArgsError):
@@ -226,3 +231,11 @@ class DownloadTooLargeError(_KeywordArgsError):
 
 class UnexpectedResponseError(RivyaError):
     """A 2xx answer whose body does not match the documented shape."""
+
+
+class UnsafeURLError(RivyaError):
+    """A URL was refused by the URL policy (not http(s), or a private host not allowed)."""
+
+
+class ResponseTooLargeError(RivyaError):
+    """An API answer exceeded the size cap (counted after decompression)."""

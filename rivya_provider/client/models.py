@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
     AliasChoices,
@@ -130,12 +130,19 @@ class GenerationRequest(_Request):
 
 Credit = int | float
 
+#: Results one generation may list; more is a broken or hostile answer (images give one to four).
+MAX_RESULTS = 16
+#: Longest result URL accepted (signed CDN URLs stay far below).
+MAX_URL_LENGTH = 4096
+
 
 class TaskResult(_Response):
     """Where a succeeded task's outputs are; ``primary_url`` defaults to the first of ``urls``."""
 
-    primary_url: str | None = None
-    urls: list[str] = Field(default_factory=list)
+    primary_url: str | None = Field(default=None, max_length=MAX_URL_LENGTH)
+    urls: list[Annotated[str, Field(max_length=MAX_URL_LENGTH)]] = Field(
+        default_factory=list, max_length=MAX_RESULTS
+    )
 
     @field_validator("urls", mode="before")
     @classmethod

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -23,6 +24,9 @@ from rivya_provider.client import (
     RivyaError,
     Timeouts,
 )
+from rivya_provider.client._rules import normalise_base_url
+from rivya_provider.client.bounded import Limits
+from rivya_provider.client.safety import check_api_key, register_secret
 
 _LOOPBACK_NAMES = {"localhost"}
 
@@ -39,6 +43,18 @@ class ConnectionExtras(BaseModel):
     retry_after_cap: float | None = Field(default=None, ge=0)
     retry_budget: float | None = Field(default=None, ge=0)
     requests_per_second: float | None = Field(default=None, gt=0)
+    max_response_bytes: int | None = Field(default=None, gt=0)
+    request_deadline: float | None = Field(default=None, gt=0)
+    download_deadline: float | None = Field(default=None, gt=0)
+    allowed_hosts: list[str] | None = None
+
+    def limits(self) -> Limits:
+        default = Limits()
+        return Limits(
+            max_response_bytes=self.max_response_bytes or default.max_response_bytes,
+            request_deadline=self.request_deadline or default.request_deadline,
+            download_deadline=self.download_deadline or default.download_deadline,
+        )
 
     def timeouts(self) -> Timeouts:
         default = Timeouts()
@@ -71,6 +87,8 @@ class ClientSettings:
     timeouts: Timeouts
     retry: RetryPolicy
     requests_per_second: float | None = None
+    limits: Limits = field(default_factory=Limits)
+    allowed_hosts: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"ClientSettings(base_url={self.base_url!r})"
@@ -82,6 +100,8 @@ class ClientSettings:
             "timeouts": self.timeouts,
             "retry": self.retry,
             "requests_per_second": self.requests_per_second,
+            "limits": self.limits,
+            "allowed_hosts": self.allowed_hosts,
         }
 
 
@@ -117,23 +137,56 @@ def settings_from_connection(conn: Any) -> ClientSettings:
     :raises RequestValidationError: naming the Connection field that is missing or wrong.
     """
     where = f"connection {conn.conn_id!r}"
-    api_key = (conn.password or "").strip()
-    if not api_key:
+    if not (conn.password or "").strip():
         raise RequestValidationError(
             [FieldProblem("password", "holds the Rivya API key (rvya_sk_...) and is empty")],
             subject=where,
         )
+    api_key = check_api_key(conn.password, field_name="password")
+    _hide(api_key)
     try:
-        extras = ConnectionExtras.model_validate(conn.extra_dejson or {})
+        extras = ConnectionExtras.model_validate(_extra_json(conn, where))
+        base_url = normalise_base_url(base_url_of(conn.host, conn.port))
     except ValidationError as exc:
         raise RequestValidationError(_extra_problems(exc), subject=where) from None
+    except (ValueError, httpx.InvalidURL) as exc:
+        problem = FieldProblem("host", f"must be an http(s) URL or a host name ({exc})")
+        raise RequestValidationError([problem], subject=where) from None
     return ClientSettings(
-        base_url=base_url_of(conn.host, conn.port),
+        base_url=base_url,
         api_key=api_key,
         timeouts=extras.timeouts(),
         retry=extras.retry(),
         requests_per_second=extras.requests_per_second,
+        limits=extras.limits(),
+        allowed_hosts=tuple(extras.allowed_hosts or ()),
     )
+
+
+def _hide(api_key: str) -> None:
+    """Have Airflow's log masker hide the key too (our own texts are redacted anyway)."""
+    register_secret(api_key)
+    try:
+        from airflow.providers.common.compat.sdk import mask_secret
+    except ImportError:  # pragma: no cover - every supported Airflow has it
+        return
+    mask_secret(api_key)
+
+
+def _extra_json(conn: Any, where: str) -> dict[str, Any]:
+    """The extra as a JSON object; invalid JSON is an error, not silently no settings."""
+    raw = conn.extra
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return {}
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        problem = FieldProblem("extra", "is not valid JSON (it must be a JSON object)")
+        raise RequestValidationError([problem], subject=where) from None
+    if not isinstance(value, dict):
+        problem = FieldProblem("extra", f"must be a JSON object, got {type(value).__name__}")
+        raise RequestValidationError([problem], subject=where)
+    return value
 
 
 def _extra_problems(exc: ValidationError) -> list[FieldProblem]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from rivya_provider import checks
 from rivya_provider.client import CATALOG, FieldProblem, FileKind, RequestValidationError
 from rivya_provider.exceptions import failing_fast
 from rivya_provider.hooks.rivya import RivyaHook
@@ -53,6 +54,9 @@ class RivyaUploadFileOperator(BaseOperator):
         self.kind = kind
         self.model = model
         self.rivya_conn_id = rivya_conn_id
+        checks.raise_problems(
+            checks.file_sources("files", files), subject=f"arguments of task {self.task_id!r}"
+        )
 
     @cached_property
     def hook(self) -> RivyaHook:

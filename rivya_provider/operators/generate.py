@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 from pydantic import ValidationError
 
+from rivya_provider import checks
 from rivya_provider.client import (
     FieldProblem,
     GenerationRequest,
@@ -199,6 +200,7 @@ class RivyaGenerateOperator(BaseOperator):
         self.max_download_bytes = max_download_bytes
         self.fresh_generation_on_retry = fresh_generation_on_retry
         self.validate = validate
+        checks.generate_arguments(self)
 
     @cached_property
     def hook(self) -> RivyaHook:
@@ -361,9 +363,13 @@ class RivyaGenerateOperator(BaseOperator):
 
     def _checked_inputs(self) -> tuple[list[dict[str, Any]], list[ReferenceFile]]:
         """Check the rendered inputs and reference files; nothing is sent yet."""
+        checks.rendered_generate_inputs(self)
         params = _param_dict(self.model_params)
         given_items = _item_list(params.pop(REFERENCE_ITEMS_PARAM, None), "model_params")
         given_items += _item_list(self.reference_items, "reference_items")
+        checks.raise_problems(
+            checks.reference_items("reference_items", given_items), subject="inputs"
+        )
         catalog = self.hook.client.model_catalog() if self.validate else None
         files = inspect_files(
             as_source_list(self.reference_files), model=self.model, catalog=catalog or CATALOG

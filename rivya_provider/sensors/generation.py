@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
+from rivya_provider import checks
 from rivya_provider.client import GenerationTask, RivyaError
 from rivya_provider.client.errors import is_retryable
 from rivya_provider.exceptions import failing_fast
@@ -51,12 +52,14 @@ class RivyaGenerationSensor(BaseSensorOperator):
         self.generation_id = generation_id
         self.rivya_conn_id = rivya_conn_id
         self.deferrable = deferrable
+        checks.sensor_arguments(self)
 
     @cached_property
     def hook(self) -> RivyaHook:
         return RivyaHook(rivya_conn_id=self.rivya_conn_id)
 
     def execute(self, context: Any) -> Any:
+        self._check_id()
         RivyaResultLink.persist(context, "")
         if not self.deferrable:
             return super().execute(context)
@@ -78,6 +81,7 @@ class RivyaGenerationSensor(BaseSensorOperator):
             )
 
     def poke(self, context: Any) -> PokeReturnValue | bool:
+        self._check_id()
         with failing_fast():
             try:
                 task = self.hook.client.get_generation(self.generation_id)
@@ -97,6 +101,11 @@ class RivyaGenerationSensor(BaseSensorOperator):
         with failing_fast():
             task = read_event(event).result()
             return self._finish(context, task)
+
+    def _check_id(self) -> None:
+        """Check the rendered generation id before any request."""
+        with failing_fast():
+            checks.raise_problems(checks.generation_id(self.generation_id), subject="inputs")
 
     def _link(self, context: Any, task: GenerationTask) -> None:
         url = RivyaResultLink.url_for(task, base_url=self.hook.settings.base_url)

@@ -11,7 +11,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import conf
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from rivya_provider.client import RivyaError
+from rivya_provider.client import RivyaError, bounded
 from rivya_provider.client._rules import poll_error_delay
 from rivya_provider.client.errors import is_retryable
 from rivya_provider.hooks.rivya import RivyaHook
@@ -117,7 +117,9 @@ class RivyaGenerationTrigger(BaseTrigger):
             # Poll before judging the deadline: a generation that ended (and was charged) while
             # the triggerer was down is reported as done, not as a timeout.
             try:
-                task = await client.aget_generation(self.generation_id)
+                task = await bounded.before(
+                    self.deadline, client.aget_generation(self.generation_id), what="poll"
+                )
             except RivyaError as exc:
                 # The generation may be paid: transient trouble never ends the wait before
                 # its deadline.

@@ -209,8 +209,7 @@ def test_a_create_whose_answer_was_lost_is_replayed_not_billed_twice(
 def test_a_succeeded_generation_is_reused_when_the_task_retries(
     run_dag: RunDag, rivya_connection: RunningEmulator, tmp_path: Path
 ) -> None:
-    blocker = tmp_path / "blocked"
-    blocker.write_text("a file where the output folder must go")
+    blocker = tmp_path / "blocked"  # written by the DAG once the first try has paid
     report = tmp_path / "report.jsonl"
 
     run = run_dag(
@@ -220,7 +219,8 @@ def test_a_succeeded_generation_is_reused_when_the_task_retries(
 
     assert task_states(run) == {("generate", -1): ("success", 2)}
     (first,) = reports(report)
-    assert first["error_type"] in {"FileExistsError", "NotADirectoryError"}
+    assert first["error_type"] == "RivyaStorageError"
+    assert first["error"].split(":")[0] in {"FileExistsError", "NotADirectoryError"}
     manifest = xcom(run, "generate")
     assert manifest["origin"] == "resumed"
     assert len(manifest["files"]) == 1

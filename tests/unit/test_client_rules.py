@@ -344,5 +344,5 @@ def test_base_url_must_be_http(bad: str) -> None:
 
 
 def test_an_empty_key_is_refused() -> None:
-    with pytest.raises(ValueError, match="api_key is required"):
+    with pytest.raises(ValueError, match="api_key: must be a Rivya API key"):
         RivyaClient(api_key="  ")

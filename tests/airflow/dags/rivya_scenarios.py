@@ -47,6 +47,20 @@ def unblock_output(context: Any) -> None:
         os.remove(blocker)
 
 
+class BlockedOnFirstCopy(RivyaGenerateOperator):
+    """On the first try, put a file where the output folder goes once the generation is paid.
+
+    The folder passes the check before submitting; the copy after the wait then fails.
+    """
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
+        blocker = (context["dag_run"].conf or {}).get("blocker")
+        if blocker and context["ti"].try_number == 1:
+            with open(blocker, "w") as handle:
+                handle.write("a file where the output folder must go")
+        return super().execute_complete(context, event)
+
+
 CALLBACKS: dict[str, Any] = {"on_failure_callback": record, "on_retry_callback": record}
 
 for deferrable in (True, False):
@@ -102,7 +116,7 @@ with DAG("rivya_worker_dies", schedule=None, start_date=START):
 
 with DAG("rivya_copy_fails_once", schedule=None, start_date=START):
     # The generation succeeds but copying its result fails; the retry must not pay again.
-    RivyaGenerateOperator(
+    BlockedOnFirstCopy(
         task_id="generate",
         model="flux-2-flex",
         prompt="a lighthouse at dawn",

@@ -1,0 +1,351 @@
+"""Bounds on what a server can make the client spend: bytes read and wall-clock time.
+
+- API answers are read raw and decompressed here, under a size cap that counts decompressed
+  bytes, so neither a huge body nor a compression bomb can exhaust memory.
+- Every request runs under a wall-clock deadline enforced at each socket operation: a server
+  that drips one byte per second fails the request on time instead of resetting the per-read
+  timeout forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio
+import httpcore
+import httpx
+
+from rivya_provider.client.errors import (
+    FieldProblem,
+    RequestValidationError,
+    ResponseTooLargeError,
+    RivyaTransportError,
+    UnexpectedResponseError,
+)
+from rivya_provider.client.safety import UrlPolicy
+
+_T = TypeVar("_T")
+
+#: Encodings we ask for and can decode under the cap.
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on one client's requests.
+
+    :param max_response_bytes: largest API answer, counted after decompression.
+    :param request_deadline: seconds one API request may take in total, answer included.
+    :param download_deadline: seconds one result download (each redirect hop) may take.
+    :param max_redirects: redirects a download may follow.
+    """
+
+    max_response_bytes: int = 4 * 1024 * 1024
+    request_deadline: float = 120.0
+    download_deadline: float = 600.0
+    max_redirects: int = 5
+
+    def __post_init__(self) -> None:
+        problems = [
+            FieldProblem(name, f"must be a positive number, got {getattr(self, name)!r}")
+            for name in ("max_response_bytes", "request_deadline", "download_deadline")
+            if not _positive(getattr(self, name))
+        ]
+        if not isinstance(self.max_redirects, int) or self.max_redirects < 0:
+            problems.append(FieldProblem("max_redirects", "must be a whole number >= 0"))
+        if problems:
+            raise RequestValidationError(problems, subject="client limits")
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Wall-clock deadlines, checked at every connect, read and write of the socket.
+
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "rivya_deadline", default=None
+)
+
+
+def _budget(timeout: float | None, error: type[Exception]) -> float | None:
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the request's wall-clock deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _Stream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _budget(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _budget(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _Stream(self._inner.start_tls(*args, **kwargs))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _Backend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        budget = _budget(timeout, httpcore.ConnectTimeout)
+        inner = self._inner.connect_tcp(host, port, budget, local_address, socket_options)
+        return _Stream(inner)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _AsyncStream(httpcore.AsyncNetworkStream):
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        return await self._inner.read(max_bytes, _budget(timeout, httpcore.ReadTimeout))
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        await self._inner.write(buffer, _budget(timeout, httpcore.WriteTimeout))
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        return _AsyncStream(await self._inner.start_tls(*args, **kwargs))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _AsyncBackend(httpcore.AsyncNetworkBackend):
+    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+        self._inner = inner
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 -- httpcore's signature
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        budget = _budget(timeout, httpcore.ConnectTimeout)
+        inner = await self._inner.connect_tcp(host, port, budget, local_address, socket_options)
+        return _AsyncStream(inner)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def sync_transport() -> httpx.HTTPTransport:
+    """An ``httpx`` transport whose sockets honour the current request's deadline."""
+    transport = httpx.HTTPTransport()
+    pool = transport._pool  # httpx has no public way to set the network backend
+    pool._network_backend = _Backend(pool._network_backend)
+    return transport
+
+
+def async_transport(*, pool_size: int | None = None) -> httpx.AsyncHTTPTransport:
+    """The async twin of :func:`sync_transport`; ``pool_size`` connections kept alive."""
+    transport = (
+        httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size)
+        )
+        if pool_size
+        else httpx.AsyncHTTPTransport()
+    )
+    pool = transport._pool
+    pool._network_backend = _AsyncBackend(pool._network_backend)
+    return transport
+
+
+def _start_deadline(request: httpx.Request, *, api_prefix: str, limits: Limits) -> None:
+    """Start a request's wall-clock deadline (an API call's, or a download hop's)."""
+    api = str(request.url).startswith(api_prefix)
+    seconds = limits.request_deadline if api else limits.download_deadline
+    _DEADLINE.set(time.monotonic() + seconds)
+
+
+def client_options(
+    *,
+    api_prefix: str,
+    limits: Limits,
+    policy: UrlPolicy,
+    asynchronous: bool,
+    pool_size: int | None = None,
+) -> dict[str, Any]:
+    """``httpx`` client options that apply the URL policy and deadlines to every request.
+
+    Every request (the first and each redirect hop) passes the URL policy and starts its
+    wall-clock deadline; the transport enforces that deadline at each socket operation.
+    """
+
+    def start(request: httpx.Request) -> None:
+        policy.check(str(request.url), what="URL")
+        _start_deadline(request, api_prefix=api_prefix, limits=limits)
+
+    async def astart(request: httpx.Request) -> None:
+        # The check may resolve a host name: off the event loop. The deadline is set here, in
+        # the request's own context.
+        if not policy.is_own(str(request.url)):
+            await anyio.to_thread.run_sync(lambda: policy.check(str(request.url), what="URL"))
+        _start_deadline(request, api_prefix=api_prefix, limits=limits)
+
+    hook: Callable[[httpx.Request], Any] = astart if asynchronous else start
+    return {
+        "event_hooks": {"request": [hook]},
+        "max_redirects": limits.max_redirects,
+        "transport": async_transport(pool_size=pool_size) if asynchronous else sync_transport(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Size-capped reading of API answers.
+
+
+class _Decoder:
+    """Decompress gzip/deflate under a cap on the decompressed size."""
+
+    def __init__(self, encoding: str, cap: int) -> None:
+        self._cap = cap
+        self._size = 0
+        self._zlib: Any = None
+        name = encoding.strip().lower()
+        if name in {"gzip", "x-gzip", "deflate"}:
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 32)
+            self._raw_deflate = name == "deflate"
+        elif name not in {"", "identity"}:
+            raise UnexpectedResponseError(f"the answer uses an unsupported encoding {name!r}")
+
+    def feed(self, data: bytes) -> bytes:
+        if self._zlib is None:
+            self._grow(len(data))
+            return data
+        out = bytearray()
+        try:
+            while data:
+                out += self._zlib.decompress(data, self._cap - self._size - len(out) + 1)
+                if self._size + len(out) > self._cap:
+                    self._grow(len(out))
+                data = self._zlib.unconsumed_tail
+        except zlib.error as exc:
+            if self._raw_deflate and self._size == 0 and not out:
+                self._zlib, self._raw_deflate = zlib.decompressobj(-zlib.MAX_WBITS), False
+                return self.feed(data)
+            raise UnexpectedResponseError(f"the answer's compression is broken: {exc}") from None
+        self._grow(len(out))
+        return bytes(out)
+
+    def _grow(self, count: int) -> None:
+        self._size += count
+        if self._size > self._cap:
+            raise ResponseTooLargeError(f"the answer exceeds the cap of {self._cap} bytes")
+
+
+def _decoder(response: httpx.Response, cap: int) -> _Decoder:
+    declared = response.headers.get("content-length", "")
+    encoding = response.headers.get("content-encoding", "")
+    if declared.isdigit() and int(declared) > cap and encoding in {"", "identity"}:
+        raise ResponseTooLargeError(f"the answer announces {declared} bytes; the cap is {cap}")
+    return _Decoder(encoding, cap)
+
+
+def _complete(response: httpx.Response, chunks: Iterable[bytes]) -> httpx.Response:
+    skip = {"content-encoding", "content-length", "transfer-encoding"}
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in skip]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=b"".join(chunks),
+        request=response.request,
+        extensions=response.extensions,
+    )
+
+
+def _already_read(response: httpx.Response, cap: int) -> bool:
+    """Tell whether a transport handed over a body already in memory (mock transports)."""
+    try:
+        size = len(response.content)
+    except httpx.ResponseNotRead:
+        return False
+    if size > cap:
+        raise ResponseTooLargeError(f"the answer exceeds the cap of {cap} bytes")
+    return True
+
+
+def read_capped(response: httpx.Response, cap: int) -> httpx.Response:
+    """Read a streamed answer into a plain response, failing past ``cap`` decompressed bytes."""
+    if _already_read(response, cap):
+        return response
+    try:
+        decoder = _decoder(response, cap)
+        chunks = [decoder.feed(raw) for raw in response.iter_raw()]
+        return _complete(response, chunks)
+    finally:
+        response.close()
+
+
+async def aread_capped(response: httpx.Response, cap: int) -> httpx.Response:
+    """The async twin of :func:`read_capped`."""
+    if _already_read(response, cap):
+        return response
+    try:
+        decoder = _decoder(response, cap)
+        chunks = [decoder.feed(raw) async for raw in response.aiter_raw()]
+        return _complete(response, chunks)
+    finally:
+        await response.aclose()
+
+
+# ---------------------------------------------------------------------------------------------
+# The triggerer's own clock around each poll.
+
+#: Seconds a poll may take once the deadline has passed: enough for one answer, no more.
+LATE_POLL_SECONDS = 10.0
+
+
+async def before(deadline: float, awaitable: Awaitable[_T], *, what: str) -> _T:
+    """Await ``awaitable`` until Unix time ``deadline`` (at least :data:`LATE_POLL_SECONDS`).
+
+    :raises RivyaTransportError: when it takes longer (retryable, like any timeout).
+    """
+    seconds = max(deadline - time.time(), LATE_POLL_SECONDS)
+    try:
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    except TimeoutError:
+        raise RivyaTransportError(f"{what} did not answer within {seconds:.1f}s") from None
+
+
+def capped_retry_after(error: BaseException, cap: float) -> float:
+    """The server's ``Retry-After`` in seconds, capped as the client caps it (0 when absent)."""
+    wait = getattr(error, "retry_after", None)
+    return min(float(wait), cap) if isinstance(wait, int | float) else 0.0
