@@ -1,6 +1,7 @@
 """DAGs of the resilience end-to-end tests (``tests/e2e/test_resilience.py``).
 
-- ``rivya_storm``: 20 mapped deferrable generations, for a server that fails and rate limits.
+- ``rivya_storm``: 20 mapped deferrable generations, for a server that fails and rate limits;
+  ``rivya_storm_paced`` is the same through the ``rivya_paced`` connection.
 - ``rivya_single``: one deferrable generation, for crashes of the worker, triggerer or scheduler.
 
 Both copy their images to ``{{ params.output_dir }}/<run id>`` (the test passes a folder in the
@@ -34,16 +35,19 @@ COMMON: dict[str, Any] = {
     "retry_delay": timedelta(seconds=5),
 }
 
-with DAG(
-    dag_id="rivya_storm",
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    params={"output_dir": OUTPUT_PARAM},
-):
-    RivyaGenerateOperator.partial(task_id="generate", retries=2, **COMMON).expand(
-        prompt=[f"Storm poster number {n}, flat colours" for n in range(STORM_SIZE)]
-    )
+# The same storm through two connections: ``rivya_paced`` sets client-side pacing
+# (``requests_per_second``) where it is defined (the benchmark compares both).
+for dag_id, conn_id in (("rivya_storm", "rivya_default"), ("rivya_storm_paced", "rivya_paced")):
+    with DAG(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        params={"output_dir": OUTPUT_PARAM},
+    ):
+        RivyaGenerateOperator.partial(
+            task_id="generate", retries=2, rivya_conn_id=conn_id, **COMMON
+        ).expand(prompt=[f"Storm poster number {n}, flat colours" for n in range(STORM_SIZE)])
 
 with DAG(
     dag_id="rivya_single",
