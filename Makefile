@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck docs docs-serve pytest bench lock emulator clean
+.PHONY: test demo lint typecheck docs docs-serve pytest e2e bench lock emulator clean
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,8 +36,13 @@ docs: $(STAMP)
 docs-serve: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve -a 127.0.0.1:8000
 
+# The crash scenarios of tests/e2e (marked slow_e2e) take minutes: `make e2e` runs them.
 pytest: $(STAMP)
-	$(BIN)/pytest --cov=rivya_provider --cov-report=term
+	$(BIN)/pytest --cov=rivya_provider --cov-report=term -m "not slow_e2e"
+
+# Every end-to-end scenario on a real Airflow deployment, the slow crash scenarios included.
+e2e: $(STAMP)
+	$(BIN)/pytest tests/e2e -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/pytest tests/benchmarks -s -p no:cacheprovider

@@ -145,17 +145,32 @@ class AirflowDeployment:
             raise AirflowNotReadyError(f"airflow {' '.join(args)} exited {done.returncode}")
 
     def start(self) -> None:
-        for name, args in COMPONENTS.items():
-            with self.output_of(name).open("ab") as out:
-                self.processes[name] = subprocess.Popen(
-                    [sys.executable, "-m", "airflow", *args],
-                    env=self.env,
-                    cwd=self.root,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+        for name in COMPONENTS:
+            self.start_component(name)
+
+    def start_component(self, name: str) -> None:
+        """Start one component in its own session; its output is appended to ``<name>.out``."""
+        with self.output_of(name).open("ab") as out:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "airflow", *COMPONENTS[name]],
+                env=self.env,
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def kill_component(self, name: str) -> None:
+        """SIGKILL a component's whole process group (its workers too), as a crash would."""
+        process = self.processes[name]
+        _signal_group(process, signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def restart_component(self, name: str) -> None:
+        """Kill a component with SIGKILL and start it again."""
+        self.kill_component(name)
+        self.start_component(name)
 
     def check_alive(self) -> None:
         """Raise if a component has exited."""
