@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import timezone
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 
@@ -218,7 +218,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
+        when = when.replace(tzinfo=timezone.utc)
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)
 

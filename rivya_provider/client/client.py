@@ -12,11 +12,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, BinaryIO, Self
+from typing import Any, BinaryIO
 
 import anyio
 import httpx
 from tenacity import AsyncRetrying, Retrying
+from typing_extensions import Self
 
 from rivya_provider.client import _rules
 from rivya_provider.client._rules import (

@@ -7,8 +7,8 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import datetime, timezone
+from enum import Enum
 from typing import Any, Literal
 
 from rivya_provider.client.models import TaskStatus
@@ -17,7 +17,7 @@ from rivya_provider.emulator.faults import TaskFate
 
 def iso_timestamp(seconds: float) -> str:
     """Format epoch seconds as Rivya does: ISO 8601 UTC with milliseconds and a ``Z``."""
-    moment = datetime.fromtimestamp(math.floor(seconds * 1000) / 1000, tz=UTC)
+    moment = datetime.fromtimestamp(math.floor(seconds * 1000) / 1000, tz=timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{moment.microsecond // 1000:03d}Z"
 
 
@@ -121,7 +121,10 @@ ALL_SCOPES = frozenset(
 )
 
 
-class KeyStatus(StrEnum):
+class KeyStatus(str, Enum):
+    def __str__(self) -> str:
+        return self.value
+
     ACTIVE = "active"
     REVOKED = "revoked"
     EXPIRED = "expired"
