@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +231,7 @@ def test_a_succeeded_generation_is_reused_when_the_task_retries(
 def test_rerunning_a_run_after_a_downstream_failure_reuses_the_generation(
     run_dag: RunDag, rivya_connection: RunningEmulator, tmp_path: Path
 ) -> None:
-    when = datetime(2026, 3, 1, tzinfo=UTC)
+    when = datetime(2026, 3, 1, tzinfo=timezone.utc)
     conf = {"marker": str(tmp_path / "marker")}
 
     first = run_dag("rivya_downstream_fails", logical_date=when, run_after=when, run_conf=conf)
