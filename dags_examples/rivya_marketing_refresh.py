@@ -31,8 +31,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Asset, ObjectStoragePath, Param, TriggerRule, task
-from airflow.sdk.exceptions import AirflowFailException
+# Both moved between Airflow 3.0 and 3.2; the compat provider finds them on every 3.x line.
+from airflow.providers.common.compat.sdk import AirflowFailException, TriggerRule
+from airflow.sdk import DAG, Asset, ObjectStoragePath, Param, task
 from pydantic import BaseModel, ConfigDict, Field
 
 from rivya_provider.client import (
