@@ -45,6 +45,9 @@ from rivya_provider.client import (
 from rivya_provider.exceptions import failing_fast
 from rivya_provider.operators.generate import RivyaGenerateOperator
 
+# ALL_DONE_MIN_ONE_SUCCESS came with Airflow 3.1; on 3.0 the summary runs after any outcome.
+SUMMARY_RULE = getattr(TriggerRule, "ALL_DONE_MIN_ONE_SUCCESS", TriggerRule.ALL_DONE)
+
 # --8<-- [start:dag]
 MARKETING_ASSETS = Asset("rivya_marketing_assets")
 CAMPAIGN_FILE = Path(__file__).with_name("campaign.json")
@@ -140,7 +143,7 @@ with DAG(
     # --8<-- [end:fanout]
 
     # Runs when some assets failed too, but not when the campaign could not be read.
-    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, outlets=[MARKETING_ASSETS])
+    @task(trigger_rule=SUMMARY_RULE, outlets=[MARKETING_ASSETS])
     def summarise(
         wanted: list[dict[str, Any]],
         manifests: Sequence[dict[str, Any]],

@@ -27,7 +27,10 @@ from rivya_provider.emulator import RunningEmulator, run_emulator
 @pytest.fixture(scope="session")
 def dagbag() -> Any:
     """Create the metadata tables in $AIRFLOW_HOME, then parse the configured DAG folder."""
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag  # Airflow 3.3+
+    except ImportError:
+        from airflow.models.dagbag import DagBag  # Airflow 3.0 to 3.2
     from airflow.utils import db
 
     db.resetdb()

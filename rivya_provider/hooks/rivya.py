@@ -232,9 +232,12 @@ class RivyaHook(BaseHook):
         from rivya_provider.get_provider_info import get_provider_info
 
         (form,) = get_provider_info()["connection-types"]
-        behaviour: dict[str, Any] = form["ui-field-behaviour"]
-        hidden = [name for name in behaviour["hidden-fields"] if name != "extra"]
-        return {**behaviour, "hidden-fields": hidden}
+        declared = form["ui-field-behaviour"]
+        return {
+            "hidden_fields": [name for name in declared["hidden-fields"] if name != "extra"],
+            "relabeling": dict(declared["relabeling"]),
+            "placeholders": dict(declared["placeholders"]),
+        }
 
     def test_connection(self) -> tuple[bool, str]:
         """Prove the key works with ``GET /api/v1/credits`` (free, read-only)."""

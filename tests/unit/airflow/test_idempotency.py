@@ -244,7 +244,7 @@ def test_a_deferred_wait_first_polls_after_the_worker_heartbeat_interval(
     heartbeat: str,
     first_delay: float,
 ) -> None:
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     from rivya_provider.operators.generate import RivyaGenerateOperator
 

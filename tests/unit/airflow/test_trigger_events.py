@@ -33,6 +33,7 @@ from rivya_provider.emulator import RunningEmulator
 from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.triggers.events import GenerationEvent, read_event
 from rivya_provider.triggers.generation import RivyaGenerationTrigger
+from tests.airflow_compat import import_string
 from tests.emulator_fixtures import EmulatorFactory, connection_json
 from tests.unit.airflow.conftest import DEFAULT_CONN_ENV
 
@@ -73,7 +74,6 @@ def _trigger(generation_id: str, **kwargs: Any) -> RivyaGenerationTrigger:
 
 def _as_the_triggerer_sees_it(trigger: RivyaGenerationTrigger) -> RivyaGenerationTrigger:
     """Store the trigger as Airflow does (trigger row kwargs) and rebuild it by its classpath."""
-    from airflow._shared.module_loading import import_string
     from airflow.models.trigger import Trigger
 
     row = Trigger.from_object(trigger)
