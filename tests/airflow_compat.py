@@ -120,10 +120,10 @@ def broken_in_airflow(line: str, problem: str) -> pytest.MarkDecorator:
 def skip_where_callbacks_get_no_exception() -> None:
     """Skip the rest of a test that needs ``context["exception"]`` in failure callbacks.
 
-    Airflow 3.1's ``dag.test()`` runs failure and retry callbacks without it; elsewhere a missing
-    exception is a real failure, so this returns and the test's assertions report it.
+    ``dag.test()`` of Airflow 3.0 and 3.1 runs failure and retry callbacks without it; elsewhere a
+    missing exception is a real failure, so this returns and the test's assertions report it.
     """
-    if airflow_line() == "3.1":
+    if airflow_line() in {"3.0", "3.1"}:
         pytest.skip(
             f"Airflow {airflow_version()} itself: dag.test() passes no context['exception'] "
             "to failure and retry callbacks"
