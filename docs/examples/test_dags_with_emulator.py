@@ -6,7 +6,9 @@ Here the quickstart DAG stands in for yours. Run it as any pytest module, with a
 home (``dag.test()`` needs a metadata database) and your DAG folder::
 
     AIRFLOW_HOME=$(mktemp -d) AIRFLOW__CORE__DAGS_FOLDER=dags_examples \
-        pytest docs/examples/test_dags_with_emulator.py
+        AIRFLOW__CORE__LOAD_EXAMPLES=False pytest docs/examples/test_dags_with_emulator.py
+
+(Airflow 3.0 loads its own example DAGs too unless told not to.)
 
 Run by tests/integration/test_emulator_pytest_example.py.
 """
