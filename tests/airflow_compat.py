@@ -120,10 +120,10 @@ def broken_in_airflow(line: str, problem: str) -> pytest.MarkDecorator:
 def skip_where_callbacks_get_no_exception() -> None:
     """Skip the rest of a test that needs ``context["exception"]`` in failure callbacks.
 
-    ``dag.test()`` of Airflow 3.0 and 3.1 runs failure and retry callbacks without it; elsewhere a
+    ``dag.test()`` before Airflow 3.3 runs failure and retry callbacks without it; on 3.3+ a
     missing exception is a real failure, so this returns and the test's assertions report it.
     """
-    if airflow_line() in {"3.0", "3.1"}:
+    if not airflow_at_least("3.3"):
         pytest.skip(
             f"Airflow {airflow_version()} itself: dag.test() passes no context['exception'] "
             "to failure and retry callbacks"

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("rivya_connection")
 def reports(path: Path) -> list[dict[str, Any]]:
     """Return what the failure and retry callbacks recorded, one dict per try.
 
-    Skips the rest of the test where Airflow handed the callbacks no exception (3.0, 3.1).
+    Skips the rest of the test where Airflow handed the callbacks no exception (before 3.3).
     """
     found = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     if any(entry["error_type"] is None for entry in found):
