@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck docs docs-serve pytest e2e bench lock emulator clean
+.PHONY: test matrix demo lint typecheck docs docs-serve pytest e2e bench lock locks emulator clean
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,12 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	touch $(STAMP)
 
 test: lint typecheck docs pytest
+
+# The other cells of the support matrix (docs/compatibility.md): Airflow 3.0, 3.1, 3.2 on Python
+# 3.11 and Airflow 3.3 on Python 3.10 and 3.13, each in a fresh venv from its own lock. The
+# interpreters come from the machine or are installed by .ci/find-python. CELLS=3.0-3.11 picks one.
+matrix: $(STAMP)
+	UV=$(BIN)/uv .ci/matrix $(CELLS)
 
 # The marketing refresh DAG end to end against an embedded emulator; results in demo-output/.
 # RIVYA_DEMO_REAL=1 RIVYA_API_KEY=... make demo  uses a real Rivya account (spends credits).
@@ -50,9 +56,18 @@ bench: $(STAMP)
 emulator: $(STAMP)
 	$(BIN)/rivya-emulator
 
-# Re-resolve the lock after changing dependencies in pyproject.toml.
+# Re-resolve the locks after changing dependencies in pyproject.toml: `lock` for the primary cell,
+# `locks` for every cell (requirements/cells/airflow-<line>.txt pins the release and its caps).
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements/lock.txt
 
+MATRIX_LOCKS := 3.0-3.11 3.1-3.11 3.2-3.11 3.3-3.10 3.3-3.13
+locks: lock
+	for cell in $(MATRIX_LOCKS); do \
+		$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --python-version $${cell#*-} \
+			-c requirements/cells/airflow-$${cell%-*}.txt \
+			-o requirements/lock-airflow$${cell%-*}-py$${cell#*-}.txt || exit 1; \
+	done
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov site
+	rm -rf $(VENV) .matrix .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov site

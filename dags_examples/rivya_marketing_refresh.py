@@ -31,8 +31,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Asset, ObjectStoragePath, Param, TriggerRule, task
-from airflow.sdk.exceptions import AirflowFailException
+# Both moved between Airflow 3.0 and 3.2; the compat provider finds them on every 3.x line.
+from airflow.providers.common.compat.sdk import AirflowFailException, TriggerRule
+from airflow.sdk import DAG, Asset, ObjectStoragePath, Param, task
 from pydantic import BaseModel, ConfigDict, Field
 
 from rivya_provider.client import (
@@ -43,6 +44,9 @@ from rivya_provider.client import (
 )
 from rivya_provider.exceptions import failing_fast
 from rivya_provider.operators.generate import RivyaGenerateOperator
+
+# ALL_DONE_MIN_ONE_SUCCESS came with Airflow 3.1; on 3.0 the summary runs after any outcome.
+SUMMARY_RULE = getattr(TriggerRule, "ALL_DONE_MIN_ONE_SUCCESS", TriggerRule.ALL_DONE)
 
 # --8<-- [start:dag]
 MARKETING_ASSETS = Asset("rivya_marketing_assets")
@@ -139,7 +143,7 @@ with DAG(
     # --8<-- [end:fanout]
 
     # Runs when some assets failed too, but not when the campaign could not be read.
-    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, outlets=[MARKETING_ASSETS])
+    @task(trigger_rule=SUMMARY_RULE, outlets=[MARKETING_ASSETS])
     def summarise(
         wanted: list[dict[str, Any]],
         manifests: Sequence[dict[str, Any]],

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +165,7 @@ def run_dag(
 
 def run_date() -> str:
     """Return today's date in UTC, the logical date of the demo's run."""
-    return datetime.now(UTC).date().isoformat()
+    return datetime.now(timezone.utc).date().isoformat()
 
 
 def show_progress(seconds: float, task: TaskState, tasks: list[TaskState]) -> None:

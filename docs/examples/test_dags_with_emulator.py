@@ -6,7 +6,9 @@ Here the quickstart DAG stands in for yours. Run it as any pytest module, with a
 home (``dag.test()`` needs a metadata database) and your DAG folder::
 
     AIRFLOW_HOME=$(mktemp -d) AIRFLOW__CORE__DAGS_FOLDER=dags_examples \
-        pytest docs/examples/test_dags_with_emulator.py
+        AIRFLOW__CORE__LOAD_EXAMPLES=False pytest docs/examples/test_dags_with_emulator.py
+
+(Airflow 3.0 loads its own example DAGs too unless told not to.)
 
 Run by tests/integration/test_emulator_pytest_example.py.
 """
@@ -27,7 +29,10 @@ from rivya_provider.emulator import RunningEmulator, run_emulator
 @pytest.fixture(scope="session")
 def dagbag() -> Any:
     """Create the metadata tables in $AIRFLOW_HOME, then parse the configured DAG folder."""
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag  # Airflow 3.3+
+    except ImportError:
+        from airflow.models.dagbag import DagBag  # Airflow 3.0 to 3.2
     from airflow.utils import db
 
     db.resetdb()

@@ -339,9 +339,8 @@ async def before(deadline: float, awaitable: Awaitable[_T], *, what: str) -> _T:
     """
     seconds = max(deadline - time.time(), LATE_POLL_SECONDS)
     try:
-        async with asyncio.timeout(seconds):
-            return await awaitable
-    except TimeoutError:
+        return await asyncio.wait_for(awaitable, seconds)
+    except asyncio.TimeoutError:  # not the built-in TimeoutError before Python 3.11
         raise RivyaTransportError(f"{what} did not answer within {seconds:.1f}s") from None
 
 

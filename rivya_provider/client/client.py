@@ -13,11 +13,12 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, BinaryIO, Self
+from typing import Any, BinaryIO
 
 import anyio
 import httpx
 from tenacity import AsyncRetrying, Retrying
+from typing_extensions import Self
 
 from rivya_provider.client import _rules, bounded, live_catalog, safety
 from rivya_provider.client._rules import (

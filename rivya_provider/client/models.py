@@ -7,7 +7,7 @@ adds optional response fields without a version bump.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
+from enum import Enum
 from typing import Annotated, Any
 
 from pydantic import (
@@ -35,16 +35,22 @@ class _Response(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
-class FileKind(StrEnum):
+class FileKind(str, Enum):
     """Kinds of reference media the Files API accepts."""
+
+    def __str__(self) -> str:
+        return self.value
 
     IMAGE = "image"
     VIDEO = "video"
     AUDIO = "audio"
 
 
-class TaskStatus(StrEnum):
+class TaskStatus(str, Enum):
     """Lifecycle of a generation task; only ``succeeded`` and ``failed`` are terminal."""
+
+    def __str__(self) -> str:
+        return self.value
 
     QUEUED = "queued"
     PROCESSING = "processing"

@@ -7,8 +7,8 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import datetime, timezone
+from enum import Enum
 from typing import Any, Literal
 
 from rivya_provider.emulator.faults import TaskFate
@@ -16,8 +16,11 @@ from rivya_provider.emulator.images import ImageSpec
 from rivya_provider.emulator.profiles import Profile
 
 
-class TaskStatus(StrEnum):
+class TaskStatus(str, Enum):
     """The four documented statuses, and ``canceled`` for the cancel fault (beyond the docs)."""
+
+    def __str__(self) -> str:
+        return self.value
 
     QUEUED = "queued"
     PROCESSING = "processing"
@@ -32,7 +35,7 @@ class TaskStatus(StrEnum):
 
 def iso_timestamp(seconds: float) -> str:
     """Format epoch seconds as Rivya does: ISO 8601 UTC with milliseconds and a ``Z``."""
-    moment = datetime.fromtimestamp(math.floor(seconds * 1000) / 1000, tz=UTC)
+    moment = datetime.fromtimestamp(math.floor(seconds * 1000) / 1000, tz=timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{moment.microsecond // 1000:03d}Z"
 
 
@@ -174,7 +177,10 @@ ALL_SCOPES = frozenset(
 )
 
 
-class KeyStatus(StrEnum):
+class KeyStatus(str, Enum):
+    def __str__(self) -> str:
+        return self.value
+
     ACTIVE = "active"
     REVOKED = "revoked"
     EXPIRED = "expired"

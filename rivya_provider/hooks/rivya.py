@@ -31,6 +31,13 @@ from rivya_provider.client.safety import check_api_key, register_secret
 _LOOPBACK_NAMES = {"localhost"}
 
 
+def _async_lookup_is_safe() -> bool:
+    """Tell whether ``BaseHook.aget_connection`` exists and never blocks the event loop (3.3.2+)."""
+    from airflow.providers.common.compat.sdk import Connection
+
+    return hasattr(BaseHook, "aget_connection") and hasattr(Connection, "aextra_dejson")
+
+
 class ConnectionExtras(BaseModel):
     """The optional settings kept in the Connection's extra JSON (empty form fields are null)."""
 
@@ -256,8 +263,12 @@ class RivyaHook(BaseHook):
 
     async def aget_settings(self) -> ClientSettings:
         """Read the Connection without blocking the event loop (safe in the triggerer)."""
-        conn = await self.aget_connection(self.rivya_conn_id)
-        return settings_from_connection(conn)
+        if _async_lookup_is_safe():
+            conn = await self.aget_connection(self.rivya_conn_id)
+            return settings_from_connection(conn)
+        # Airflow 3.0 has no aget_connection, and before 3.3.2 it (and extra_dejson) masks
+        # secrets with a blocking call to the supervisor: both are safe only off the loop.
+        return await asyncio.to_thread(lambda: self.settings)
 
     async def aget_client(self) -> AsyncRivyaClient:
         """Return the async client shared per event loop and Connection settings."""
@@ -268,6 +279,24 @@ class RivyaHook(BaseHook):
         if "client" in self.__dict__:
             self.client.close()
             del self.__dict__["client"]
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Return the connection form's hidden, relabelled and placeholder fields.
+
+        Airflow 3.2+ reads the form from the provider info and ignores this method; 3.0 and 3.1
+        ask the hook. They get no extra fields from the provider info, so the JSON extra stays
+        visible there for timeouts and retries.
+        """
+        from rivya_provider.get_provider_info import get_provider_info
+
+        (form,) = get_provider_info()["connection-types"]
+        declared = form["ui-field-behaviour"]
+        return {
+            "hidden_fields": [name for name in declared["hidden-fields"] if name != "extra"],
+            "relabeling": dict(declared["relabeling"]),
+            "placeholders": dict(declared["placeholders"]),
+        }
 
     def test_connection(self) -> tuple[bool, str]:
         """Prove the key works with ``GET /api/v1/credits`` (free, read-only)."""

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from rivya_provider.emulator import RunningEmulator
+from tests.airflow_compat import dag_bag_class
 from tests.conftest import TEST_DAGS
 from tests.emulator_fixtures import connection_json
 
@@ -32,10 +33,10 @@ def rivya_connection(emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch)
 @pytest.fixture
 def run_dag(airflow_db: None) -> RunDag:
     """Run a test DAG (from ``tests/airflow/dags``) with ``dag.test(**kwargs)``; return the run."""
-    from airflow.dag_processing.dagbag import DagBag
+    dag_bag = dag_bag_class()
 
     def run(dag_id: str, **kwargs: Any) -> Any:
-        bag = DagBag(str(TEST_DAGS))
+        bag = dag_bag(str(TEST_DAGS))
         assert not bag.import_errors, bag.import_errors
         return bag.get_dag(dag_id).test(**kwargs)
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from rivya_provider.emulator import RunningEmulator
+from tests.airflow_compat import dag_bag_class
 from tests.emulator_fixtures import connection_json
 
 if TYPE_CHECKING:
@@ -60,9 +61,8 @@ def connect_rivya_default(
 
 def parse_example(path: Path) -> DagBag:
     """Parse one example file as the DAG processor would; import errors are in the bag."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(str(path))
+    bag: DagBag = dag_bag_class()(str(path))
+    return bag
 
 
 def run_example(path: Path, dag_id: str, **test_kwargs: Any) -> DagRun:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from PIL import Image
 from rivya_provider.emulator import RunningEmulator
 from tests.airflow.conftest import RunDag
 from tests.airflow.examples import task_states, xcom
+from tests.airflow_compat import skip_where_callbacks_get_no_exception
 from tests.emulator_fixtures import connection_json
 from tests.media import write_image
 
@@ -20,7 +21,14 @@ pytestmark = pytest.mark.usefixtures("rivya_connection")
 
 
 def reports(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    """Return what the failure and retry callbacks recorded, one dict per try.
+
+    Skips the rest of the test where Airflow handed the callbacks no exception (before 3.3).
+    """
+    found = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    if any(entry["error_type"] is None for entry in found):
+        skip_where_callbacks_get_no_exception()
+    return found
 
 
 def creates(emulator: RunningEmulator) -> int:
@@ -231,7 +239,7 @@ def test_a_succeeded_generation_is_reused_when_the_task_retries(
 def test_rerunning_a_run_after_a_downstream_failure_reuses_the_generation(
     run_dag: RunDag, rivya_connection: RunningEmulator, tmp_path: Path
 ) -> None:
-    when = datetime(2026, 3, 1, tzinfo=UTC)
+    when = datetime(2026, 3, 1, tzinfo=timezone.utc)
     conf = {"marker": str(tmp_path / "marker")}
 
     first = run_dag("rivya_downstream_fails", logical_date=when, run_after=when, run_conf=conf)

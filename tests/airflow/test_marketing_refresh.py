@@ -22,6 +22,7 @@ from tests.airflow.examples import (
     task_states,
     xcom,
 )
+from tests.airflow_compat import airflow_at_least, broken_in_airflow
 from tests.integration.test_examples import load
 
 MARKETING = EXAMPLE_DAGS_DIR / "rivya_marketing_refresh.py"
@@ -47,6 +48,11 @@ def asset_events(asset_name: str) -> list[dict[str, Any]]:
         return [dict(row.extra) for row in rows]
 
 
+@broken_in_airflow(
+    "3.0",
+    "dag.test() does not register the DAG's assets, so the summary task with an Asset outlet fails "
+    "with AirflowInactiveAssetInInletOrOutletException",
+)
 def test_every_campaign_asset_is_generated_copied_summarised_and_published_downstream(
     emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -107,7 +113,9 @@ def test_an_invalid_campaign_fails_before_any_upload_or_credit(
 
     # Fails on its first try: retrying cannot fix a campaign file.
     assert task_states(run)[("load_campaign", -1)] == ("failed", 1)
-    assert task_states(run)[("summarise", -1)][0] == "upstream_failed"
+    # Airflow 3.0 lacks ALL_DONE_MIN_ONE_SUCCESS: the summary runs there and fails instead.
+    summary_state = "upstream_failed" if airflow_at_least("3.1") else "failed"
+    assert task_states(run)[("summarise", -1)][0] == summary_state
     assert emulator.counters()["requests"].get("POST /api/v1/generations", 0) == 0
     assert not (tmp_path / "out").exists()
 

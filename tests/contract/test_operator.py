@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ def test_a_failed_generation_is_retried_then_a_clear_reuses_the_success(
 ) -> None:
     connect(monkeypatch, target)
     target.fault("fail_next_tasks")
-    when = datetime(2026, 3, 1, tzinfo=UTC)
+    when = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
     first = run("polling", tmp_path, logical_date=when, run_after=when)
     # Read the first run now: running the same logical date again replaces it.

@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -257,7 +257,7 @@ class Scenario:
                 f"/api/v2/dags/{self.dag_id}/dagRuns",
                 json={
                     "dag_run_id": self.run_id,
-                    "logical_date": datetime.now(UTC).isoformat(),
+                    "logical_date": datetime.now(timezone.utc).isoformat(),
                     "conf": {"output_dir": str(self.output_dir)},
                 },
             )

@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +177,7 @@ def _run_quickstart(deployment: AirflowDeployment, output_dir: Path) -> RunRecor
         raise AirflowNotReadyError(f"{exc}; import errors: {errors}") from None
     _check(api.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False}))
 
-    logical_date = datetime.now(UTC)
+    logical_date = datetime.now(timezone.utc)
     _check(
         api.post(
             f"/api/v2/dags/{DAG_ID}/dagRuns",

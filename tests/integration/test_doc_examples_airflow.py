@@ -11,7 +11,11 @@ import pytest
 
 from rivya_provider.emulator import RunningEmulator
 from tests.airflow.examples import connect_rivya_default, run_example, task_states
+from tests.airflow_compat import requires_airflow
 from tests.integration.test_examples import load
+
+# ExceptionRetryPolicy, RetryRule and RetryAction came with Airflow 3.3.
+pytestmark = requires_airflow("3.3", "ExceptionRetryPolicy")
 
 RETRY_POLICY = Path(__file__).resolve().parents[2] / "docs" / "examples" / "airflow_retry_policy.py"
 

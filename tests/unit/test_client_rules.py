@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import httpx
@@ -156,7 +156,7 @@ async def test_retry_after_is_capped(api: Api, script: Script) -> None:
 
 
 def test_retry_after_http_date_is_read_relative_to_now() -> None:
-    now = datetime(2026, 5, 11, 12, 0, 0, tzinfo=UTC)
+    now = datetime(2026, 5, 11, 12, 0, 0, tzinfo=timezone.utc)
     header = format_datetime(now + timedelta(seconds=20), usegmt=True)
     assert parse_retry_after(header, now=now.timestamp()) == 20
     assert parse_retry_after("not a date") is None

@@ -7,7 +7,7 @@ import json
 import logging
 import struct
 import zlib
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any
 
@@ -205,7 +205,7 @@ async def test_the_answer_after_a_lost_one_is_a_replay(api: Api, script: Script)
 
 async def test_created_at_is_compared_on_rivyas_clock(api: Api, script: Script) -> None:
     # Rivya's clock runs an hour behind ours: a task it created just now is new.
-    server_now = datetime.now(UTC) - timedelta(hours=1)
+    server_now = datetime.now(timezone.utc) - timedelta(hours=1)
     new_task = {**TASK, "created_at": server_now.isoformat()}
     date = format_datetime(server_now, usegmt=True)
     script.answers = [httpx.Response(201, json=new_task, headers={"Date": date})]

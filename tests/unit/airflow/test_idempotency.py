@@ -242,7 +242,7 @@ def test_mapped_instances_get_their_own_keys(rivya_default: RunningEmulator) -> 
 def test_a_deferred_wait_reports_no_sooner_than_the_worker_heartbeat_interval(
     rivya_default: RunningEmulator, monkeypatch: pytest.MonkeyPatch, heartbeat: float
 ) -> None:
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     from rivya_provider.operators.generate import RivyaGenerateOperator
 

@@ -52,6 +52,7 @@ from rivya_provider.operators.files import RivyaUploadFileOperator
 from rivya_provider.operators.generate import RivyaGenerateOperator
 from rivya_provider.outputs import copy_results, result_name
 from rivya_provider.sensors.generation import RivyaGenerationSensor
+from tests.airflow_compat import dag_serialization
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 TASK_JSON: dict[str, Any] = {
@@ -165,11 +166,11 @@ def test_generate_partial_expand_builds_a_mapped_operator() -> None:
 def test_dag_serialisation_keeps_template_fields_and_the_extra_link(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from airflow.serialization.serialized_objects import DagSerialization
+    serializer = dag_serialization()
 
     # A process-wide flag that Airflow turns off whenever it loads a serialised DAG the
     # scheduler's way (dag.test() in other tests does): the API server's way is with links.
-    monkeypatch.setattr(DagSerialization, "_load_operator_extra_links", True)
+    monkeypatch.setattr(serializer, "_load_operator_extra_links", True)
 
     with _dag() as dag:
         RivyaGenerateOperator(task_id="generate", model="flux-2-flex", prompt="a fox")
@@ -178,9 +179,9 @@ def test_dag_serialisation_keeps_template_fields_and_the_extra_link(
         )
         RivyaUploadFileOperator(task_id="upload", files=["/data/a.png"])
         RivyaGenerationSensor(task_id="wait", generation_id="task_abc")
-    data = DagSerialization.to_dict(dag)
-    DagSerialization.validate_schema(data)
-    restored = DagSerialization.from_dict(data)
+    data = serializer.to_dict(dag)
+    serializer.validate_schema(data)
+    restored = serializer.from_dict(data)
     link_key = RivyaResultLink().xcom_key
     for task_id in ("generate", "mapped", "wait"):
         task = restored.get_task(task_id)
@@ -246,7 +247,7 @@ def _api(error: type[Any], code: str, status: int, **extra: Any) -> Any:
     ],
 )
 def test_permanent_errors_fail_fast(error: RivyaError, twin: type[RivyaPermanentError]) -> None:
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.providers.common.compat.sdk import AirflowFailException
 
     failure = permanent_failure(error)
     assert type(failure) is twin
@@ -311,7 +312,7 @@ def test_failing_fast_lets_other_exceptions_through() -> None:
     ],
 )
 def test_permanent_errors_pickle(failure: RivyaPermanentError) -> None:
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.providers.common.compat.sdk import AirflowFailException
 
     copy = pickle.loads(pickle.dumps(failure))
     assert type(copy) is type(failure)

@@ -15,6 +15,7 @@ from rivya_provider import __version__
 from rivya_provider.client import RequestValidationError, RetryPolicy, Timeouts
 from rivya_provider.get_provider_info import get_provider_info
 from rivya_provider.hooks.rivya import ConnectionExtras, RivyaHook, settings_from_connection
+from tests.airflow_compat import form_from_provider_info, requires_airflow, task_runtime_hooks
 
 DISTRIBUTION = "airflow-provider-rivya"
 HOOK_PATH = "rivya_provider.hooks.rivya.RivyaHook"
@@ -74,6 +75,7 @@ def test_connection_types_validate_against_the_provider_yaml_schema() -> None:
     _connection_types_validator().validate(get_provider_info()["connection-types"])
 
 
+@requires_airflow("3.2", "The connection form in provider.yaml's schema")
 def test_the_provider_yaml_schema_rejects_a_broken_connection_form() -> None:
     # Proves the check above can fail: the sub-schema is really applied, with its enums.
     broken = copy.deepcopy(get_provider_info()["connection-types"])
@@ -106,7 +108,7 @@ def test_every_listed_module_imports(section: str) -> None:
 
 
 def test_listed_modules_define_what_their_section_promises() -> None:
-    from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator
+    from airflow.providers.common.compat.sdk import BaseHook, BaseOperator, BaseSensorOperator
     from airflow.triggers.base import BaseTrigger
 
     expected = {
@@ -129,7 +131,7 @@ def test_listed_modules_define_what_their_section_promises() -> None:
 
 
 def test_named_classes_exist_and_agree_with_the_metadata() -> None:
-    from airflow.sdk import BaseHook, BaseOperatorLink
+    from airflow.providers.common.compat.sdk import BaseHook, BaseOperatorLink
 
     info = get_provider_info()
     conn_type = _rivya_connection_type()
@@ -230,10 +232,7 @@ def test_providers_manager_lists_the_provider() -> None:
 
 
 def test_providers_manager_maps_the_connection_type_to_the_hook() -> None:
-    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
-
-    runtime: Any = ProvidersManagerTaskRuntime()  # type: ignore[no-untyped-call]
-    hook = runtime.hooks["rivya"]
+    hook = task_runtime_hooks()["rivya"]
     assert hook is not None
     assert hook.hook_class_name == HOOK_PATH
     assert hook.connection_id_attribute_name == "rivya_conn_id"
@@ -242,24 +241,38 @@ def test_providers_manager_maps_the_connection_type_to_the_hook() -> None:
     assert hook.connection_testable is True
 
 
-def test_providers_manager_builds_the_connection_form() -> None:
-    manager = _providers_manager()
-    behaviour = manager.field_behaviours["rivya"]
+def _form_extras() -> dict[str, Any]:
+    return {
+        key: widget
+        for key, widget in _providers_manager().connection_form_widgets.items()
+        if key.startswith("extra__rivya__")
+    }
+
+
+@pytest.mark.skipif(not form_from_provider_info(), reason="Airflow 3.2+ reads the provider info")
+def test_providers_manager_builds_the_connection_form_from_the_provider_info() -> None:
+    behaviour = _providers_manager().field_behaviours["rivya"]
     assert set(behaviour["hidden_fields"]) == {"schema", "login", "extra"}
     assert behaviour["relabeling"] == {"host": "Base URL", "password": "API key"}
     assert behaviour["placeholders"]["password"].startswith("rvya_sk_")
 
-    widgets = {
-        key: widget
-        for key, widget in manager.connection_form_widgets.items()
-        if key.startswith("extra__rivya__")
-    }
+    widgets = _form_extras()
     assert {w.field_name for w in widgets.values()} == set(ConnectionExtras.model_fields)
     assert {w.hook_class_name for w in widgets.values()} == {HOOK_PATH}
     assert not any(w.is_sensitive for w in widgets.values())  # the key is the password field
     timeout = widgets["extra__rivya__timeout"].field
     assert timeout["schema"]["title"] == "Request timeout (s)"
     assert timeout["value"] == Timeouts().read
+
+
+def test_the_hook_form_is_the_provider_info_form_with_the_extra_shown() -> None:
+    (conn_type,) = get_provider_info()["connection-types"]
+    declared = conn_type["ui-field-behaviour"]
+    behaviour = RivyaHook.get_ui_field_behaviour()
+    _validator(_schema("customized_form_field_behaviours.schema.json")).validate(behaviour)
+    assert behaviour["hidden_fields"] == [f for f in declared["hidden-fields"] if f != "extra"]
+    assert behaviour["relabeling"] == declared["relabeling"]
+    assert behaviour["placeholders"] == declared["placeholders"]
 
 
 def test_the_ui_shows_api_key_on_password_and_base_url_on_host() -> None:
@@ -279,7 +292,12 @@ def test_the_ui_shows_api_key_on_password_and_base_url_on_host() -> None:
     assert fields.login.hidden
     assert fields.url_schema is not None
     assert fields.url_schema.hidden
-    assert set(meta.extra_fields or {}) == set(ConnectionExtras.model_fields)
+    if form_from_provider_info():
+        assert set(meta.extra_fields or {}) == set(ConnectionExtras.model_fields)
+    else:
+        # Airflow 3.0 and 3.1 build the form from RivyaHook.get_ui_field_behaviour: the
+        # settings go in the JSON extra, which stays visible.
+        assert not meta.extra_fields
 
 
 def test_providers_manager_registers_trigger_and_extra_link() -> None:
