@@ -20,7 +20,6 @@ from rivya_provider.client.safety import safe_part
 from rivya_provider.manifest import ResultFile
 
 _LOCAL_PROTOCOLS = {"", "file", "local"}
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 
 
