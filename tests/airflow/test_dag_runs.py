@@ -219,6 +219,9 @@ def test_a_succeeded_generation_is_reused_when_the_task_retries(
 ) -> None:
     blocker = tmp_path / "blocked"  # written by the DAG once the first try has paid
     report = tmp_path / "report.jsonl"
+    # Slow enough that the worker's one look before deferring finds it running: the DAG blocks
+    # the output folder when the deferred wait resumes.
+    rivya_connection.set_faults(slow_task_rate=1.0, slow_task_extra_seconds=2.0)
 
     run = run_dag(
         "rivya_copy_fails_once",
