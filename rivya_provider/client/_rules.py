@@ -84,10 +84,15 @@ class RetryPolicy:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
 
-    def after_retry_after(self, seconds: float) -> float:
-        """Pause for a ``Retry-After``: never earlier, plus a random extra so clients spread out."""
+    def after_retry_after(self, seconds: float, *, attempt: int = 1) -> float:
+        """Pause for a ``Retry-After``: never earlier, plus a random extra so clients spread out.
+
+        The extra's range doubles with each attempt in a row (up to ``backoff_max``): clients
+        that keep meeting a shared limit spread further apart.
+        """
         base = min(seconds, self.retry_after_cap)
-        return base + random.uniform(0, min(self.backoff_max, max(1.0, base)))  # noqa: S311
+        spread = min(self.backoff_max, max(1.0, base) * 2 ** max(0, attempt - 1))
+        return base + random.uniform(0, spread)  # noqa: S311
 
 
 @dataclass(frozen=True)
@@ -401,7 +406,7 @@ def retry_options(
     def wait(state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RivyaAPIError) and error.retry_after is not None:
-            return policy.after_retry_after(error.retry_after)
+            return policy.after_retry_after(error.retry_after, attempt=state.attempt_number)
         return float(backoff(state))
 
     def stop(state: RetryCallState) -> bool:
@@ -443,7 +448,7 @@ def poll_error_delay(
     delay = random.uniform(backoff / 2, backoff)  # noqa: S311
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
-        delay = max(delay, policy.after_retry_after(retry_after))
+        delay = max(delay, policy.after_retry_after(retry_after, attempt=errors))
     return delay
 
 

@@ -53,6 +53,11 @@ def test_retry_after_is_never_shortened_and_gets_a_random_extra() -> None:
     assert min(pauses) >= 2
     assert max(pauses) <= 4
     assert len({round(p, 3) for p in pauses}) > 100  # spread out, not one instant
+    # Meeting the limit again and again spreads the clients further, up to backoff_max.
+    third = [policy.after_retry_after(2, attempt=3) for _ in range(200)]
+    assert min(third) >= 2
+    assert max(third) <= 2 + 8
+    assert max(third) > 4
 
 
 def test_a_pacer_hands_out_slots_one_interval_apart() -> None:
