@@ -5,6 +5,7 @@ gallery. Checks what a user looks at: the exit code, the table, the failing task
 from __future__ import annotations
 
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -69,9 +70,9 @@ def test_demo_runs_the_campaign_and_builds_the_gallery(
     assert summary["credits"] == 58
     total_row = next(line for line in printed.splitlines() if line.startswith("total "))
     assert total_row.split() == ["total", "58"]
-    # Progress named tasks as they waited in the triggerer and finished.
-    assert "generate[hero-banner]" in printed
-    assert " waiting " in printed
+    # Progress named each task as it finished (a quick generation finishes in the worker, a
+    # slower one shows "waiting" while the triggerer polls it).
+    assert re.search(r"generate\[hero-banner\]\s+done ", printed), printed
     assert "Emulator stopped." in printed
 
 

@@ -47,7 +47,7 @@ for deferrable in (True, False):
             poll_interval=0.1,
             first_poll_delay=0.05,
             # Bounds how long a create waits out 409s from servers that refuse every repeat.
-            generation_timeout=20,
+            generation_timeout=5,
             on_failure_callback=record,
             on_retry_callback=record,
         )
