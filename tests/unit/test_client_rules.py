@@ -142,7 +142,7 @@ async def test_retry_after_seconds_is_honoured(api: Api, script: Script) -> None
     # that clients told the same Retry-After do not all come back in the same instant.
     first, second = api.sleeps
     assert 3.0 <= first <= 6.0
-    assert 1.5 <= second <= 3.0
+    assert 1.5 <= second <= 1.5 + 3.0  # the extra's range doubles on the second in a row
 
 
 async def test_retry_after_is_capped(api: Api, script: Script) -> None:
