@@ -281,13 +281,15 @@ async def test_the_trigger_caps_retry_after(server: HostileServer, hostile_conne
     )
     trigger = RivyaGenerationTrigger(
         generation_id="task_1",
-        deadline=time.time() + 2.0,
+        deadline=time.time() + 10.0,
         rivya_conn_id=hostile_connection,
         poll_interval=0.1,
     )
     event = await trigger.watch()
     assert event.status == "timeout"
-    assert len(server.seen) >= 4  # without the cap: one poll, a sleep to the deadline, one more
+    # Capped at 0.2 s, plus a random extra whose range doubles per 429 in a row (1, 2, 4 s): four
+    # polls fit in 7.6 s at most. Without the cap: one poll, a sleep to the deadline, one more.
+    assert len(server.seen) >= 4
 
 
 async def test_the_trigger_ends_by_its_own_clock_against_a_drip(
