@@ -173,7 +173,9 @@ def test_upload_then_generate_then_download(
 def test_a_try_killed_while_waiting_reattaches_on_retry(
     run_dag: RunDag, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    slow = emulator_factory(queued_seconds=0.2, processing_seconds=2.5)
+    # Done 1.8 s after the create: always after the first try's 1.5 s execution_timeout, and
+    # soon into the second try, however slowly a loaded machine starts it.
+    slow = emulator_factory(queued_seconds=0.2, processing_seconds=1.6)
     monkeypatch.setenv("AIRFLOW_CONN_RIVYA_DEFAULT", connection_json(slow))
     report = tmp_path / "report.jsonl"
 
