@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.airflow.examples import run_example, task_states, xcom
+from tests.airflow_compat import has_task_state_store, skip_where_callbacks_get_no_exception
 from tests.conftest import TEST_DAGS
 from tests.contract.targets import Target
 
@@ -24,7 +25,15 @@ def connect(monkeypatch: pytest.MonkeyPatch, target: Target, **extra: Any) -> No
 
 
 def reports(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    """Return what the failure and retry callbacks recorded, one dict per try.
+
+    Where Airflow's ``dag.test()`` passes callbacks no exception (before 3.3), the rest of the
+    test, which reads the exceptions, is skipped: callers check states and charges first.
+    """
+    found = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    if any(entry["error_type"] is None for entry in found):
+        skip_where_callbacks_get_no_exception()
+    return found
 
 
 def run(mode: str, tmp_path: Path, **test_kwargs: Any) -> Any:
@@ -51,6 +60,11 @@ def assert_conflict_named(failures: list[dict[str, Any]]) -> None:
 def test_a_failed_generation_is_retried_then_a_clear_reuses_the_success(
     target: Target, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    if target.repeat_conflict and not has_task_state_store():
+        pytest.skip(
+            "below Airflow 3.3 nothing records the failed generation and this server refuses its "
+            "key again, so the retry cannot move to the next key (docs/reliability.md)"
+        )
     connect(monkeypatch, target)
     target.fault("fail_next_tasks")
     when = datetime(2026, 3, 1, tzinfo=timezone.utc)
@@ -64,6 +78,7 @@ def test_a_failed_generation_is_retried_then_a_clear_reuses_the_success(
     assert first_states == {("generate", -1): ("success", 2)}
     assert first_manifest["idempotency_key"].endswith("-1"), "the retry moved to the next key"
     assert_copied(first_manifest)
+    assert target.counters() == {"tasks_created": 2, "credits_charged": 14}
     tries = reports(tmp_path / "report.jsonl")
     assert tries[0]["error_type"] == "GenerationFailedError"
     if target.repeat_conflict:
@@ -88,6 +103,7 @@ def test_a_lost_create_answer_is_replayed_with_one_charge(
 
     dag_run = run("deferred", tmp_path)
 
+    assert target.counters() == {"tasks_created": 1, "credits_charged": 14}
     tries = reports(tmp_path / "report.jsonl")
     assert tries[0]["error_type"] == "RivyaTransportError"
     if target.repeat_conflict:
