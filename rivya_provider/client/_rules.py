@@ -251,14 +251,11 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return max(0.0, float(value))
     except ValueError:
         pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    when = _http_date(value)
+    if when is None:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
     current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
+    return max(0.0, when - current)
 
 
 def parse(model: type[_ModelT], response: httpx.Response) -> _ModelT:
@@ -381,6 +378,7 @@ def _created_before(task: GenerationTask, response: httpx.Response, sent_at: flo
 
 
 def _http_date(value: str | None) -> float | None:
+    """Read an HTTP date (``Date``, ``Retry-After``) as Unix time; ``None`` when garbled."""
     if not value:
         return None
     try:
