@@ -52,7 +52,7 @@ from rivya_provider.client.models import (
     ModelList,
     RivyaFile,
 )
-from rivya_provider.client.pacing import shared_pacer
+from rivya_provider.client.pacing import shared_governor, shared_pacer
 from rivya_provider.client.uploads import PreparedUpload, UploadSource, prepare_upload
 
 log = logging.getLogger("rivya_provider.client")
@@ -578,6 +578,8 @@ class AsyncRivyaClient(_ClientBase):
             requests_per_second=requests_per_second,
         )
         self._sleep = sleep or asyncio.sleep
+        # The waits of a triggerer share one account's rate limit: after a 429 they all slow down.
+        self._governor = shared_governor(base_url=self.config.base_url, api_key=api_key)
         # Thousands of triggers share this client in one event loop: past about a hundred
         # queued requests httpcore's pool spends the loop's time matching requests to
         # connections, so requests wait here instead, and every connection stays alive.
@@ -608,7 +610,8 @@ class AsyncRivyaClient(_ClientBase):
     async def _send(self, call: Call) -> httpx.Response:
         async for attempt in self._retrying(call):
             with attempt:
-                if pause := self._pause_for_pacing():
+                governed = self._governor.reserve(now=self._clock())
+                if pause := max(self._pause_for_pacing(), governed):
                     await self._sleep(pause)
                 request = _rules.build_request(self._http, self.config, call)
                 try:
@@ -620,8 +623,18 @@ class AsyncRivyaClient(_ClientBase):
                     _rules.note_attempt(self.config, call, None)
                     raise _rules.transport_error(call, exc) from exc
                 _rules.note_attempt(self.config, call, response)
+                self._note_throttling(response)
                 return _rules.check_response(response)
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _note_throttling(self, response: httpx.Response) -> None:
+        if response.status_code == 429:
+            retry_after = _rules.parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None:
+                retry_after = min(retry_after, self.config.retry.retry_after_cap)
+            self._governor.throttled(now=self._clock(), retry_after=retry_after)
+        else:
+            self._governor.answered()
 
     async def alist_models(self) -> list[ModelInfo]:
         """Return Rivya's model catalogue; see :meth:`RivyaClient.list_models`."""

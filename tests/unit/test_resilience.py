@@ -17,7 +17,7 @@ from rivya_provider.client import (
     ServerError,
     ServiceUnavailableError,
 )
-from rivya_provider.client.pacing import Pacer, shared_pacer
+from rivya_provider.client.pacing import Pacer, ThrottleGovernor, shared_governor, shared_pacer
 from rivya_provider.outputs import ResultCopyError, copy_results
 from tests.clients import Api, FakeClock, make_api
 from tests.unit.conftest import API_KEY, BASE_URL, TASK, Script, envelope, task
@@ -75,6 +75,77 @@ def test_clients_of_one_key_and_url_share_a_pacer() -> None:
     assert one is shared_pacer(base_url=BASE_URL, api_key=API_KEY, rate=2.0)
     assert one is not shared_pacer(base_url=BASE_URL, api_key=API_KEY + "x", rate=2.0)
     assert shared_pacer(base_url=BASE_URL, api_key=API_KEY, rate=None) is None
+
+
+def test_a_governor_holds_requests_after_a_429_then_recovers() -> None:
+    governor = ThrottleGovernor()
+    now = 100.0
+    # Unthrottled: 11 requests in two seconds go out at once.
+    for _ in range(11):
+        assert governor.reserve(now=now) == 0.0
+        now += 0.2
+    governor.throttled(now=now, retry_after=2.0)
+    # 5 requests per second were sent; now half of that, after Retry-After has passed.
+    assert governor.rate == pytest.approx(2.5)
+    assert governor.reserve(now=now) == pytest.approx(2.0)
+    assert governor.reserve(now=now) == pytest.approx(2.4)
+    # Each answer that is not a 429 speeds up a little, until the governor stops limiting.
+    for _ in range(200):
+        governor.answered()
+    assert governor.rate is None
+    assert governor.reserve(now=now + 10) == 0.0
+
+
+def test_one_waits_429_only_holds_it_for_the_retry_after() -> None:
+    governor = ThrottleGovernor()
+    assert governor.reserve(now=100.0) == 0.0
+    governor.throttled(now=100.0, retry_after=3.0)
+    assert governor.rate is None
+    assert governor.reserve(now=101.0) == pytest.approx(2.0)
+    assert governor.reserve(now=104.0) == 0.0
+
+
+def test_a_governor_never_goes_below_its_floor() -> None:
+    governor = ThrottleGovernor()
+    for _ in range(5):
+        governor.reserve(now=100.0)
+    for _ in range(5):
+        governor.throttled(now=100.0, retry_after=None)
+    assert governor.rate == ThrottleGovernor.MIN_RATE
+    assert shared_governor(base_url=BASE_URL, api_key=API_KEY) is shared_governor(
+        base_url=BASE_URL, api_key=API_KEY
+    )
+
+
+async def test_triggers_sharing_a_client_slow_down_together_after_a_429() -> None:
+    from rivya_provider.client import AsyncRivyaClient
+
+    limited = httpx.Response(
+        429, headers={"Retry-After": "3"}, json={"error": {"code": "rate_limited"}}
+    )
+    ok = httpx.Response(200, json={"current_credits": 1})
+    script = Script(ok, ok, ok, ok, limited, ok, ok)
+    clock = FakeClock()
+    transport = httpx.MockTransport(script)
+    options: dict[str, Any] = {
+        "api_key": API_KEY,
+        "base_url": BASE_URL,
+        "transport": transport,
+        "sleep": clock.asleep,
+        "clock": clock,
+    }
+    client, other = AsyncRivyaClient(**options), AsyncRivyaClient(**options)
+    async with client, other:
+        for _ in range(4):
+            await client.aget_credits()
+        await client.aget_credits()  # 429, then its own retry
+        await other.aget_credits()
+    assert len(script.requests) == 7
+    # The retry waited for Retry-After (and found its slot free by then); the next request, from
+    # the other client, waited for its slot at the slowed-down rate instead of going at once.
+    assert len(clock.sleeps) == 2, clock.sleeps
+    assert clock.sleeps[0] >= 3
+    assert clock.sleeps[1] > 0
 
 
 async def test_a_paced_client_spaces_its_api_requests(flavour: str) -> None:
