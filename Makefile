@@ -43,8 +43,12 @@ docs-serve: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve -a 127.0.0.1:8000
 
 # The crash scenarios of tests/e2e (marked slow_e2e) take minutes: `make e2e` runs them.
+# Test modules are spread over PYTEST_WORKERS processes, one module per process at a time (a
+# module's servers and Airflow deployment stay in one process).
+PYTEST_WORKERS ?= 2
 pytest: $(STAMP)
-	$(BIN)/pytest --cov=rivya_provider --cov-report=term -m "not slow_e2e"
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --cov=rivya_provider --cov-report=term \
+		-m "not slow_e2e"
 
 # Every end-to-end scenario on a real Airflow deployment, the slow crash scenarios included.
 e2e: $(STAMP)
