@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test matrix demo lint typecheck docs docs-serve pytest e2e bench lock locks emulator clean
+.PHONY: test matrix demo lint typecheck docs docs-serve pytest e2e bench lock locks emulator clean \
+	screenshots
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +39,11 @@ typecheck: $(STAMP)
 # missing snippet file. NO_MKDOCS_2_WARNING silences a theme banner that is not a build warning.
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# The docs' screenshots of the Airflow UI (docs/images/), taken by scripts/screenshots.py in Debian's
+# headless Chromium from a real Airflow API server and the emulator.
+screenshots: $(STAMP)
+	$(BIN)/python -m scripts.screenshots
 
 docs-serve: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve -a 127.0.0.1:8000

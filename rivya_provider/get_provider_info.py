@@ -69,7 +69,7 @@ def get_provider_info() -> dict[str, Any]:
                     "relabeling": {"host": "Base URL", "password": "API key"},
                     "placeholders": {
                         "host": "https://rivya.ai",
-                        "port": "(optional, part of the base URL)",
+                        "port": "optional; 0 = the Base URL's own port",
                         "password": "rvya_sk_...",
                     },
                 },

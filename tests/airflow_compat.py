@@ -128,3 +128,19 @@ def skip_where_callbacks_get_no_exception() -> None:
             f"Airflow {airflow_version()} itself: dag.test() passes no context['exception'] "
             "to failure and retry callbacks"
         )
+
+
+def ui_test_rejects_empty_port() -> bool:
+    """Tell whether the UI's Test button fails with "Bad Request" on a connection without a port.
+
+    The UI sends ``port: 0`` for an empty Port, and the API server's check that the tested
+    endpoint is the stored one takes 0 for a different port (fixed in apache/airflow#73298).
+    Releases without that check at all never reject it.
+    """
+    try:
+        same_endpoint = _first_found(
+            "airflow.api_fastapi.core_api.routes.public.connections._same_endpoint"
+        )
+    except ImportError:
+        return False
+    return not same_endpoint(0, None)

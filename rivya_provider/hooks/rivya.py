@@ -116,6 +116,8 @@ def base_url_of(host: str | None, port: int | None) -> str:
     """Build the base URL from the Connection's host (scheme and path optional) and port.
 
     A host without a scheme means https, except loopback hosts (a local emulator), which mean http.
+    Port 0 means no port, as an empty one does: the UI of Airflow 3.3.2 needs a stored port for its
+    Test button (docs/connection.md), and 0 is the one that leaves the base URL as it is.
     """
     host = (host or "").strip().rstrip("/")
     if not host:

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +35,13 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     "dag-processor": ("dag-processor",),
     "triggerer": ("triggerer", "--skip-serve-logs"),
 }
-#: Health entries of ``GET /api/v2/monitor/health`` that must say ``healthy``.
-HEALTH_PARTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+#: The entry of ``GET /api/v2/monitor/health`` that must say ``healthy`` for each component that
+#: has one (besides ``metadatabase``; the API server is the one answering).
+HEALTH_PART_OF = {
+    "scheduler": "scheduler",
+    "triggerer": "triggerer",
+    "dag-processor": "dag_processor",
+}
 
 
 class AirflowNotReadyError(RuntimeError):
@@ -109,6 +114,7 @@ class AirflowDeployment:
     env: dict[str, str]
     api: httpx.Client
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    components: tuple[str, ...] = tuple(COMPONENTS)
 
     @property
     def api_url(self) -> str:
@@ -145,7 +151,7 @@ class AirflowDeployment:
             raise AirflowNotReadyError(f"airflow {' '.join(args)} exited {done.returncode}")
 
     def start(self) -> None:
-        for name in COMPONENTS:
+        for name in self.components:
             self.start_component(name)
 
     def start_component(self, name: str) -> None:
@@ -204,7 +210,11 @@ class AirflowDeployment:
             if response.status_code != 200:
                 return None
             health: dict[str, Any] = response.json()
-            parts = [health.get(part) or {} for part in HEALTH_PARTS]
+            wanted = [
+                "metadatabase",
+                *(HEALTH_PART_OF[c] for c in self.components if c in HEALTH_PART_OF),
+            ]
+            parts = [health.get(part) or {} for part in wanted]
             return health if all(p.get("status") == "healthy" for p in parts) else None
 
         return self.wait_for("all components healthy", probe, timeout=timeout)
@@ -239,19 +249,26 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
 
 @contextmanager
 def run_airflow(
-    root: Path, *, dags_folder: Path, extra_env: Mapping[str, str] | None = None
+    root: Path,
+    *,
+    dags_folder: Path,
+    extra_env: Mapping[str, str] | None = None,
+    components: Sequence[str] = tuple(COMPONENTS),
 ) -> Iterator[AirflowDeployment]:
     """Migrate a fresh DB under ``root/airflow-home``, start the components, yield when healthy.
 
     :param root: an empty folder for the home and the components' output files.
     :param dags_folder: the DAG files to serve.
     :param extra_env: more environment for every process (connections, DAG settings...).
+    :param components: the components to start (all by default; the UI alone needs the API server).
     """
     home = root / "airflow-home"
     home.mkdir(parents=True)
     env = airflow_env(home=home, dags_folder=dags_folder, extra=extra_env or {})
     with httpx.Client(base_url=f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}", timeout=30) as api:
-        deployment = AirflowDeployment(root=root, home=home, env=env, api=api)
+        deployment = AirflowDeployment(
+            root=root, home=home, env=env, api=api, components=tuple(components)
+        )
         try:
             deployment.cli("db", "migrate")
             deployment.start()

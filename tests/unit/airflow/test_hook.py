@@ -72,6 +72,10 @@ def make_connection(
         ("http://rivya.internal", None, "http://rivya.internal"),
         ("https://127.0.0.1:9000/", None, "https://127.0.0.1:9000"),
         ("http://127.0.0.1", 9000, "http://127.0.0.1:9000"),
+        # Port 0 is no port (the workaround for the Test button of Airflow 3.3.2).
+        ("rivya.ai", 0, "https://rivya.ai"),
+        ("http://127.0.0.1:8765", 0, "http://127.0.0.1:8765"),
+        ("https://gateway.example.com:8443/rivya", 0, "https://gateway.example.com:8443/rivya"),
     ],
 )
 def test_base_url_of(host: str | None, port: int | None, expected: str) -> None:
@@ -303,6 +307,21 @@ def test_test_connection_reports_the_balance(
     counters = emulator.counters()
     assert counters["requests"] == {"GET /api/v1/credits": 1}  # free and read-only
     assert counters["credits_reserved"] == 0
+
+
+def test_test_connection_with_port_zero_uses_the_base_url_port(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = {
+        "conn_type": "rivya",
+        "host": emulator.base_url,
+        "port": 0,
+        "password": emulator.api_key,
+    }
+    monkeypatch.setenv(CONN_ENV, json.dumps(conn))
+    ok, message = RivyaHook(rivya_conn_id=CONN_ID).test_connection()
+    assert ok is True, message
+    assert message == f"Connected to {emulator.base_url}: 1000 credits"
 
 
 def test_test_connection_with_a_wrong_key_names_the_code_and_request(
