@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test matrix demo lint typecheck docs docs-serve pytest e2e bench lock locks emulator clean
+.PHONY: test matrix demo lint typecheck docs docs-serve pytest e2e bench lock locks emulator clean \
+	screenshots
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +50,11 @@ pytest: $(STAMP)
 # Every end-to-end scenario on a real Airflow deployment, the slow crash scenarios included.
 e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e -p no:cacheprovider
+
+# Screenshots of the Airflow UI for the docs (docs/images), in headless Chromium from Debian's
+# package (apt-get install -y chromium); SHOTS=rivya_run_view picks one.
+screenshots: $(STAMP)
+	PYTHONPATH=$(CURDIR) $(BIN)/python docs/screenshots.py $(SHOTS)
 
 bench: $(STAMP)
 	$(BIN)/pytest tests/benchmarks -s -p no:cacheprovider

@@ -120,16 +120,19 @@ def spend_per_dag(*, dag_ids: set[str], runs_per_dag: int) -> list[DagSpend]:
     spends: dict[str, DagSpend] = defaultdict(lambda: DagSpend(dag_id=""))
     with create_session() as session:
         for dag_id in sorted(dag_ids):
-            recent = (
+            # Two queries: MySQL refuses LIMIT inside an IN subquery.
+            recent = session.scalars(
                 select(DagRun.run_id)
                 .where(DagRun.dag_id == dag_id)
                 .order_by(DagRun.id.desc())
                 .limit(runs_per_dag)
-            )
+            ).all()
+            if not recent:
+                continue
             query = select(XComModel.run_id, XComModel.value).where(
                 XComModel.dag_id == dag_id,
                 XComModel.key == RETURN_VALUE_KEY,
-                XComModel.run_id.in_(recent.scalar_subquery()),
+                XComModel.run_id.in_(recent),
             )
             for run_id, value in session.execute(query):
                 manifest = as_manifest(XComModel.deserialize_value(_Value(value)))

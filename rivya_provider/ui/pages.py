@@ -147,8 +147,9 @@ def overview_page(*, balance: Balance, spends: Iterable[DagSpend], runs_per_dag:
         for s in spends
     )
     table = (
-        "<table><thead><tr><th>DAG</th><th>Runs with generations</th><th>Generations</th>"
-        f"<th>Credits charged</th></tr></thead><tbody>{rows}</tbody></table>"
+        "<table><thead><tr><th>DAG</th><th class=num>Runs with generations</th>"
+        "<th class=num>Generations</th><th class=num>Credits charged</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
         if rows
         else "<p>No Rivya generations in the recent runs of the DAGs you can read.</p>"
     )

@@ -192,3 +192,55 @@ def test_the_overview_shows_the_live_balance(admin: httpx.Client, scenario: UiSc
     page = admin.get("/rivya/overview").raise_for_status().text
     assert f"<div class=big>{balance:g}</div>" in page
     assert scenario.emulator.api_key not in page
+
+
+def _browser_or_skip() -> None:
+    pytest.importorskip("playwright", reason="Playwright is not installed (dev extra)")
+    from tests.browser_support import chromium_path
+
+    if chromium_path() is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
+
+
+def test_the_run_tab_shows_the_generations_in_a_real_browser(scenario: UiScenario) -> None:
+    _browser_or_skip()
+    from tests.browser_support import browser_page, login
+    from tests.e2e.ui_scenario import open_in_ui, run_view_url
+
+    with browser_page() as page:
+        login(
+            page, base_url=scenario.base_url, username="admin", password=scenario.passwords["admin"]
+        )
+        frame = open_in_ui(page, run_view_url(scenario, GALLERY), heading="Rivya generations")
+        assert frame.locator("tbody tr").count() == 3
+        # Decoded images of the real size the emulator drew (1:1), not broken placeholders.
+        sizes = frame.eval_on_selector_all(
+            "img.thumb", "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])"
+        )
+        assert len(sizes) == 3
+        assert all(width > 0 and width == height for width, height in sizes), sizes
+        assert GALLERY_PROMPTS[2] in frame.locator("tbody").inner_text()
+        assert frame.locator("tbody b").count() == 0  # the prompt's <b> stayed text
+
+
+def test_the_browser_session_cookie_carries_the_same_dag_permissions(
+    scenario: UiScenario,
+) -> None:
+    _browser_or_skip()
+    from tests.browser_support import browser_page, login
+
+    with browser_page() as page:
+        login(
+            page,
+            base_url=scenario.base_url,
+            username="outsider",
+            password=scenario.passwords["outsider"],
+        )
+        denied = page.goto(f"{scenario.base_url}{run_path(PRIVATE)}")
+        assert denied is not None
+        assert denied.status == 403
+        assert PRIVATE_PROMPT not in page.content()
+        allowed = page.goto(f"{scenario.base_url}{run_path(GALLERY)}")
+        assert allowed is not None
+        assert allowed.status == 200
+        assert GALLERY_PROMPTS[0] in page.content()

@@ -15,13 +15,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
 
 from rivya_provider.emulator import RunningEmulator, run_emulator
 from tests.e2e.airflow_processes import AirflowDeployment, AirflowNotReadyError, run_airflow
 from tests.emulator_fixtures import connection_json
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Frame, Page
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = Path(__file__).resolve().parent / "ui_dags"
@@ -135,3 +139,29 @@ def _run(deployment: AirflowDeployment, dag_id: str, run_id: str) -> dict[str, A
     if run["state"] != "success":
         raise AirflowNotReadyError(f"{dag_id} run {run_id} ended {run['state']}")
     return run
+
+
+def run_view_url(scenario: UiScenario, dag_id: str) -> str:
+    """The Airflow UI page of a run's "Rivya generations" tab (the plugin's ``dag_run`` view)."""
+    run_id = quote(RUN_IDS[dag_id], safe="")
+    return f"{scenario.base_url}/dags/{dag_id}/runs/{run_id}/plugin/rivya-generations"
+
+
+def open_in_ui(page: Page, url: str, *, heading: str) -> Frame:
+    """Open an Airflow UI page that embeds a Rivya view; return the view's frame once drawn.
+
+    :param page: a signed-in browser page.
+    :param url: the Airflow UI page.
+    :param heading: the view's ``h1``, waited for inside the frame.
+    """
+    page.goto(url)
+    frame_element = page.wait_for_selector("iframe[src*='/rivya/']")
+    assert frame_element is not None
+    frame = frame_element.content_frame()
+    assert frame is not None
+    frame.wait_for_selector(f"h1:has-text('{heading}')")
+    # Wait for every image to be decoded, so screenshots and checks see them.
+    frame.wait_for_function(
+        "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    return frame
