@@ -3,15 +3,12 @@
 Every route needs a signed-in Airflow user (the api-server's own ``get_user`` dependency); run
 routes also need read access to the DAG's XComs (``requires_access_dag``), so a user who may not
 read the DAG gets a 403 and nothing of it. Files are addressed by numbers into the run's
-manifests, never by a path from the request, and are served only while their bytes still match
-the manifest's size and SHA-256.
+manifests, never by a path from the request (see :func:`~rivya_provider.ui.data.read_result`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from pathlib import Path
 from typing import Annotated
 
 from airflow.api_fastapi.app import get_auth_manager
@@ -20,11 +17,10 @@ from airflow.api_fastapi.auth.managers.models.resource_details import (
     DagAccessEntity,
 )
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, Response
 
-from rivya_provider.manifest import ResultFile
-from rivya_provider.ui.data import local_file, run_generations, spend_per_dag
+from rivya_provider.ui.data import read_result, run_generations, spend_per_dag
 from rivya_provider.ui.pages import Balance, overview_page, run_page
 
 log = logging.getLogger(__name__)
@@ -41,15 +37,8 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "private, no-store",
 }
-#: Files the view serves: images only (a manifest may list other result types).
-SERVED_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 
 ReadRun = Depends(requires_access_dag("GET", DagAccessEntity.XCOM))
-
-
-def _base(request: Request) -> str:
-    """Where the api-server mounted this app (``/rivya``, after any base URL)."""
-    return str(request.scope.get("root_path", "")).rstrip("/")
 
 
 def _balance(user: object) -> Balance:
@@ -73,28 +62,14 @@ def _balance(user: object) -> Balance:
         return Balance(None, f"Balance unavailable ({type(exc).__name__}).")
 
 
-def _read_result(result: ResultFile) -> bytes | None:
-    """Return the bytes of a locally copied result while they still match the manifest."""
-    path: Path | None = local_file(result)
-    if path is None or (result.content_type or "") not in SERVED_TYPES:
-        return None
-    try:
-        if not path.is_file() or path.stat().st_size != result.size_bytes:
-            return None
-        data = path.read_bytes()
-    except OSError:
-        return None
-    return data if hashlib.sha256(data).hexdigest() == result.sha256 else None
-
-
 def create_app() -> FastAPI:
     """Build the app; the api-server mounts it at ``/rivya``."""
     app = FastAPI(title="Rivya", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/runs/{dag_id}/{run_id}", dependencies=[ReadRun], response_class=HTMLResponse)
-    def run_view(dag_id: str, run_id: str, request: Request) -> HTMLResponse:
+    def run_view(dag_id: str, run_id: str) -> HTMLResponse:
         generations = run_generations(dag_id=dag_id, run_id=run_id)
-        page = run_page(dag_id=dag_id, run_id=run_id, generations=generations, base=_base(request))
+        page = run_page(dag_id=dag_id, run_id=run_id, generations=generations)
         return HTMLResponse(page, headers=HEADERS)
 
     @app.get("/runs/{dag_id}/{run_id}/files/{index}/{file_index}", dependencies=[ReadRun])
@@ -102,13 +77,12 @@ def create_app() -> FastAPI:
         generations = run_generations(dag_id=dag_id, run_id=run_id)
         if not 0 <= index < len(generations):
             raise HTTPException(404, "No such generation in this run")
-        files = generations[index].manifest.files
-        if not 0 <= file_index < len(files):
-            raise HTTPException(404, "No such file in this generation")
-        data = _read_result(files[file_index])
+        manifest = generations[index].manifest
+        data = read_result(manifest, file_index=file_index)
         if data is None:
-            raise HTTPException(404, "The file is not available")
-        return Response(data, media_type=files[file_index].content_type, headers=HEADERS)
+            raise HTTPException(404, "No such file, or it changed since the run")
+        media_type = manifest.files[file_index].content_type
+        return Response(data, media_type=media_type, headers=HEADERS)
 
     @app.get("/overview", response_class=HTMLResponse)
     def overview(user: GetUserDep, runs: Annotated[int, Query(ge=1, le=500)] = 25) -> HTMLResponse:

@@ -5,6 +5,7 @@ Only this module touches Airflow's metadata database; the pages get plain datacl
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -14,9 +15,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from rivya_provider.manifest import GenerationManifest, ResultFile
+from rivya_provider.outputs import result_name
 
 #: The XCom key of a task's return value, where the generate operator leaves its manifest.
 RETURN_VALUE_KEY = "return_value"
+#: Files the view serves: images only (a manifest may list other result types).
+SERVED_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 #: Keys a dict must have to be taken for a generation manifest (other tasks return other dicts).
 MANIFEST_KEYS = frozenset({"generation_id", "status", "model", "charged_credits", "origin"})
 
@@ -81,6 +85,34 @@ def local_file(result: ResultFile) -> Path | None:
     elif "://" in path:
         return None
     return Path(path) if Path(path).is_absolute() else None
+
+
+def read_result(manifest: GenerationManifest, *, file_index: int) -> bytes | None:
+    """Return the bytes of a manifest's local image copy, or ``None`` when it may not be served.
+
+    Served only when the file still is what the generate operator wrote: at the local path the
+    manifest lists, under the name the operator gives that result, an image type, and the
+    recorded size and SHA-256. A crafted return value cannot point the view at another file.
+
+    :param manifest: a generation's manifest.
+    :param file_index: the position of the file in ``manifest.files``.
+    """
+    if not 0 <= file_index < len(manifest.files):
+        return None
+    result = manifest.files[file_index]
+    path = local_file(result)
+    if path is None or result.content_type not in SERVED_TYPES:
+        return None
+    expected = result_name(manifest.generation_id, file_index, result.url, result.content_type)
+    if path.name != expected:
+        return None
+    try:
+        if not path.is_file() or path.stat().st_size != result.size_bytes:
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return data if hashlib.sha256(data).hexdigest() == result.sha256 else None
 
 
 def run_generations(*, dag_id: str, run_id: str) -> list[Generation]:

@@ -50,27 +50,24 @@ def _http_url(url: str | None) -> str | None:
     return url if url and url.startswith(("https://", "http://")) else None
 
 
-def file_url(*, base: str, dag_id: str, run_id: str, index: int, file_index: int) -> str:
-    """Return the URL of one result file of a run's generation, by numbers only.
+def file_url(*, run_id: str, index: int, file_index: int) -> str:
+    """Return the URL of one result file of a run's generation, relative to the run's page.
 
-    :param base: the app's root path (where the api-server mounts it).
-    :param dag_id: the DAG.
-    :param run_id: the run.
+    Relative, so it works wherever the api-server is mounted (behind a proxy's path too).
+
+    :param run_id: the run (the last segment of the page's URL).
     :param index: the generation's number in the run.
     :param file_index: the file's position in that generation's manifest.
     """
-    dag, run = quote(dag_id, safe=""), quote(run_id, safe="")
-    return f"{base}/runs/{dag}/{run}/files/{index}/{file_index}"
+    return f"./{quote(run_id, safe='')}/files/{index}/{file_index}"
 
 
-def _thumbnail(generation: Generation, *, base: str, dag_id: str, run_id: str) -> str:
+def _thumbnail(generation: Generation, *, run_id: str) -> str:
     manifest = generation.manifest
     src = None
     for position, result in enumerate(manifest.files):
         if local_file(result) is not None:
-            src = file_url(
-                base=base, dag_id=dag_id, run_id=run_id, index=generation.index, file_index=position
-            )
+            src = file_url(run_id=run_id, index=generation.index, file_index=position)
             break
     src = src or _http_url(manifest.primary_url)
     if src is None:
@@ -79,7 +76,7 @@ def _thumbnail(generation: Generation, *, base: str, dag_id: str, run_id: str) -
     return f'<img class="thumb" src="{escape(src)}" alt="{alt}" loading="lazy">'
 
 
-def _row(generation: Generation, *, base: str, dag_id: str, run_id: str) -> str:
+def _row(generation: Generation, *, run_id: str) -> str:
     m = generation.manifest
     task = escape(generation.task_id)
     if generation.map_index >= 0:
@@ -91,7 +88,7 @@ def _row(generation: Generation, *, base: str, dag_id: str, run_id: str) -> str:
         anchor = f'<a href="{escape(link)}" target="_blank" rel="noopener">'
         generation_id = f"{anchor}{generation_id}</a>"
     cells = [
-        _thumbnail(generation, base=base, dag_id=dag_id, run_id=run_id),
+        _thumbnail(generation, run_id=run_id),
         escape(m.prompt or ""),
         escape(m.model),
         f"<code>{escape(params)}</code>",
@@ -103,13 +100,12 @@ def _row(generation: Generation, *, base: str, dag_id: str, run_id: str) -> str:
     return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
 
 
-def run_page(*, dag_id: str, run_id: str, generations: list[Generation], base: str) -> str:
+def run_page(*, dag_id: str, run_id: str, generations: list[Generation]) -> str:
     """Render the list of a DAG run's generations.
 
     :param dag_id: the DAG.
     :param run_id: the run.
     :param generations: what :func:`~rivya_provider.ui.data.run_generations` found.
-    :param base: the app's root path, for the image URLs.
     """
     total = sum(float(g.manifest.charged_credits) for g in generations)
     head = (
@@ -119,7 +115,7 @@ def run_page(*, dag_id: str, run_id: str, generations: list[Generation], base: s
     if not generations:
         return _page("Rivya generations", head + "<p>This run has no Rivya generations.</p>")
     columns = ["Image", "Prompt", "Model", "Params", "Status", "Credits", "Task", "Generation"]
-    rows = "".join(_row(g, base=base, dag_id=dag_id, run_id=run_id) for g in generations)
+    rows = "".join(_row(g, run_id=run_id) for g in generations)
     table = (
         "<table><thead><tr>"
         + "".join(f"<th>{c}</th>" for c in columns)

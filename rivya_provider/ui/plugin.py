@@ -15,6 +15,8 @@ from packaging.version import Version
 
 #: Where the api-server mounts the app.
 URL_PREFIX = "/rivya"
+#: The views' links, relative to the UI's ``<base href>``, so a proxy's path prefix is kept.
+HREF_BASE = URL_PREFIX.lstrip("/")
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -47,13 +49,13 @@ def external_views() -> list[dict[str, Any]]:
     return [
         {
             "name": "Rivya generations",
-            "href": f"{URL_PREFIX}/runs/{{DAG_ID}}/{{RUN_ID}}",
+            "href": f"{HREF_BASE}/runs/{{DAG_ID}}/{{RUN_ID}}",
             "destination": "dag_run",
             "url_route": "rivya-generations",
         },
         {
             "name": "Rivya credits",
-            "href": f"{URL_PREFIX}/overview",
+            "href": f"{HREF_BASE}/overview",
             "destination": "nav",
             "category": "browse",
             "url_route": "rivya-credits",

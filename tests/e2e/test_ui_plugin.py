@@ -75,7 +75,7 @@ def test_the_plugin_and_its_views_are_registered(admin: httpx.Client) -> None:
     plugins = admin.get("/api/v2/plugins").raise_for_status().json()["plugins"]
     rivya = next(p for p in plugins if p["name"] == "rivya")
     views = {v["destination"]: v["href"] for v in rivya["external_views"]}
-    assert views == {"dag_run": "/rivya/runs/{DAG_ID}/{RUN_ID}", "nav": "/rivya/overview"}
+    assert views == {"dag_run": "rivya/runs/{DAG_ID}/{RUN_ID}", "nav": "rivya/overview"}
 
 
 def test_the_run_view_lists_every_generation(admin: httpx.Client) -> None:

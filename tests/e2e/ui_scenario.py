@@ -155,7 +155,7 @@ def open_in_ui(page: Page, url: str, *, heading: str) -> Frame:
     :param heading: the view's ``h1``, waited for inside the frame.
     """
     page.goto(url)
-    frame_element = page.wait_for_selector("iframe[src*='/rivya/']")
+    frame_element = page.wait_for_selector("iframe[src*='rivya/']")
     assert frame_element is not None
     frame = frame_element.content_frame()
     assert frame is not None
