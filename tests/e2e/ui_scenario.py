@@ -109,12 +109,14 @@ def run_ui_scenario(root: Path) -> Iterator[UiScenario]:
             scenario = UiScenario(deployment, emulator, output_dir, passwords)
             deployment.api.headers["Authorization"] = f"Bearer {scenario.token('admin')}"
             for dag_id, run_id in RUN_IDS.items():
-                scenario.runs[dag_id] = _run(deployment, dag_id, run_id)
+                _trigger(deployment, dag_id, run_id)
+            for dag_id, run_id in RUN_IDS.items():
+                scenario.runs[dag_id] = _finished(deployment, dag_id, run_id)
             yield scenario
 
 
-def _run(deployment: AirflowDeployment, dag_id: str, run_id: str) -> dict[str, Any]:
-    """Unpause ``dag_id``, trigger ``run_id`` and return the finished run (it must succeed)."""
+def _trigger(deployment: AirflowDeployment, dag_id: str, run_id: str) -> None:
+    """Wait until ``dag_id`` is parsed, unpause it and trigger ``run_id``."""
     api = deployment.api
 
     def parsed() -> bool | None:
@@ -130,6 +132,11 @@ def _run(deployment: AirflowDeployment, dag_id: str, run_id: str) -> dict[str, A
         f"/api/v2/dags/{dag_id}/dagRuns",
         json={"dag_run_id": run_id, "logical_date": datetime.now(timezone.utc).isoformat()},
     ).raise_for_status()
+
+
+def _finished(deployment: AirflowDeployment, dag_id: str, run_id: str) -> dict[str, Any]:
+    """Wait for ``run_id`` to end and return it; it must have succeeded."""
+    api = deployment.api
 
     def finished() -> dict[str, Any] | None:
         run: dict[str, Any] = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()
