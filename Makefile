@@ -41,9 +41,9 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # The docs' screenshots of the Airflow UI (docs/images/), taken by scripts/screenshots.py in Debian's
-# headless Chromium from a real Airflow API server and the emulator.
+# headless Chromium from a real Airflow API server and the emulator; SHOTS=connection picks one.
 screenshots: $(STAMP)
-	$(BIN)/python -m scripts.screenshots
+	$(BIN)/python -m scripts.screenshots $(SHOTS)
 
 docs-serve: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve -a 127.0.0.1:8000

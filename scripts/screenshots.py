@@ -1,14 +1,19 @@
 """Take the documentation's screenshots of the Airflow UI in headless Chromium (`make screenshots`).
 
-A real Airflow API server (fresh metadata DB, simple-auth login) and the emulator run while a
-browser fills the Rivya connection form and presses its Test button; the PNGs go to docs/images/.
+Each shot starts what it shows (a real Airflow API server with simple-auth login, the emulator)
+and stops it afterwards; the PNGs go to docs/images/. ``make screenshots SHOTS=connection`` takes
+one; all by default:
+
+- ``connection``: the Rivya connection form and its Test button's toast.
+- ``rivya_run_view``: the Rivya plugin's run tab and credits page, in a full deployment
+  (``tests/e2e/ui_scenario.py``).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from rivya_provider.emulator import run_emulator
@@ -22,6 +27,7 @@ from tests.e2e.airflow_ui import (
     press_test_button,
     simple_auth_env,
 )
+from tests.e2e.ui_scenario import GALLERY, open_in_ui, run_ui_scenario, run_view_url
 
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 #: The emulator's key, as in the docs' local set-up.
@@ -30,52 +36,88 @@ LOCAL_KEY = "rvya_sk_local_dev"
 SETTLE_MS = 800
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write ``connection-form.png`` and ``connection-test.png``.
-
-    :param argv: command-line arguments (``--out FOLDER``).
-    """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=IMAGES, help="folder for the PNG files")
-    out: Path = parser.parse_args(argv).out
-    if chromium_path() is None:
-        sys.stderr.write("Chromium is not installed: apt-get install chromium\n")
-        return 1
-    out.mkdir(parents=True, exist_ok=True)
+def connection() -> list[Path]:
+    """Shoot the connection form and the toast of a successful Test."""
+    form_png, test_png = IMAGES / "connection-form.png", IMAGES / "connection-test.png"
     with tempfile.TemporaryDirectory(prefix="rivya-screenshots-") as tmp:
-        _take(Path(tmp), out)
-    return 0
+        base = Path(tmp)
+        (base / "dags").mkdir()
+        env, password = simple_auth_env(base)
+        with (
+            run_emulator(api_key=LOCAL_KEY) as emulator,
+            run_airflow(
+                base / "deployment",
+                dags_folder=base / "dags",
+                extra_env=env,
+                components=["api-server"],
+            ) as airflow,
+            browser_page(viewport=(1280, 1000)) as page,
+        ):
+            login(page, base_url=airflow.api_url, username=USERNAME, password=password)
+            open_connections(page, base_url=airflow.api_url)
+            form = fill_rivya_form(
+                page,
+                conn_id="rivya_default",
+                base_url="https://rivya.ai",
+                api_key="rvya_sk_example",
+                port="0",
+            )
+            form.screenshot(path=form_png)
+            page.reload()  # leave the dialog unsaved
+            add_rivya_connection(
+                page,
+                conn_id="rivya_default",
+                base_url=emulator.base_url,
+                api_key=LOCAL_KEY,
+                port="0",
+            )
+            press_test_button(page, conn_id="rivya_default")
+            page.wait_for_timeout(SETTLE_MS)
+            page.screenshot(path=test_png)
+    return [form_png, test_png]
 
 
-def _take(base: Path, out: Path) -> None:
-    (base / "dags").mkdir()
-    env, password = simple_auth_env(base)
+def rivya_run_view() -> list[Path]:
+    """Shoot the "Rivya generations" tab of a run and the "Rivya credits" page."""
+    run_view, credits = IMAGES / "rivya-run-view.png", IMAGES / "rivya-credits.png"
     with (
-        run_emulator(api_key=LOCAL_KEY) as emulator,
-        run_airflow(
-            base / "deployment", dags_folder=base / "dags", extra_env=env, components=["api-server"]
-        ) as airflow,
-        browser_page(viewport=(1280, 1000)) as page,
+        tempfile.TemporaryDirectory(prefix="rivya-shots-") as root,
+        run_ui_scenario(Path(root)) as scenario,
+        browser_page(viewport=(1400, 900)) as page,
     ):
-        login(page, base_url=airflow.api_url, username=USERNAME, password=password)
-        open_connections(page, base_url=airflow.api_url)
-        form = fill_rivya_form(
-            page,
-            conn_id="rivya_default",
-            base_url="https://rivya.ai",
-            api_key="rvya_sk_example",
-            port="0",
-        )
-        form.screenshot(path=out / "connection-form.png")
-        page.reload()  # leave the dialog unsaved
-        add_rivya_connection(
-            page, conn_id="rivya_default", base_url=emulator.base_url, api_key=LOCAL_KEY, port="0"
-        )
-        press_test_button(page, conn_id="rivya_default")
-        page.wait_for_timeout(SETTLE_MS)
-        page.screenshot(path=out / "connection-test.png")
-    for name in ("connection-form.png", "connection-test.png"):
-        print(out / name)
+        password = scenario.passwords["admin"]
+        login(page, base_url=scenario.base_url, username="admin", password=password)
+        open_in_ui(page, run_view_url(scenario, GALLERY), heading="Rivya generations")
+        page.screenshot(path=str(run_view))
+        open_in_ui(page, f"{scenario.base_url}/plugin/rivya-credits", heading="Rivya credits")
+        page.screenshot(path=str(credits))
+    return [run_view, credits]
+
+
+SHOTS: dict[str, Callable[[], list[Path]]] = {
+    "connection": connection,
+    "rivya_run_view": rivya_run_view,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Take the shots named on the command line (all by default).
+
+    :param argv: shot names.
+    """
+    names = sys.argv[1:] if argv is None else argv
+    unknown = sorted(set(names) - set(SHOTS))
+    if unknown:
+        sys.stderr.write(f"unknown shot(s) {unknown}; known: {sorted(SHOTS)}\n")
+        return 2
+    if chromium_path() is None:
+        sys.stderr.write("Chromium is not installed: apt-get install -y chromium\n")
+        return 1
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    for name in names or list(SHOTS):
+        for path in SHOTS[name]():
+            print(f"{name}: {path.relative_to(IMAGES.parent.parent)}")
+    return 0
 
 
 if __name__ == "__main__":

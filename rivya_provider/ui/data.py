@@ -1,0 +1,185 @@
+"""Read the generations of DAG runs from the XCom manifests of Rivya generate tasks.
+
+Only this module touches Airflow's metadata database; the pages get plain dataclasses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from rivya_provider.manifest import GenerationManifest, ResultFile
+from rivya_provider.outputs import result_name
+
+#: The XCom key of a task's return value, where the generate operator leaves its manifest.
+RETURN_VALUE_KEY = "return_value"
+#: Files the view serves: images only (a manifest may list other result types).
+SERVED_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+#: Keys a dict must have to be taken for a generation manifest (other tasks return other dicts).
+MANIFEST_KEYS = frozenset({"generation_id", "status", "model", "charged_credits", "origin"})
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generation of a run: the manifest and the task instance that returned it."""
+
+    index: int
+    task_id: str
+    map_index: int
+    manifest: GenerationManifest
+
+
+@dataclass
+class DagSpend:
+    """Credits charged by one DAG's generations over the runs looked at."""
+
+    dag_id: str
+    runs: set[str] = field(default_factory=set)
+    generations: int = 0
+    credits: float = 0.0
+
+
+def as_manifest(value: Any) -> GenerationManifest | None:
+    """Return ``value`` as a manifest when it is one, else ``None``.
+
+    :param value: a deserialised XCom return value.
+    """
+    if not isinstance(value, dict) or not value.keys() >= MANIFEST_KEYS:
+        return None
+    try:
+        return GenerationManifest.model_validate(value)
+    except ValidationError:
+        return None
+
+
+def number_generations(rows: Iterable[tuple[str, int, Any]]) -> list[Generation]:
+    """Keep the manifests among ``(task_id, map_index, value)`` rows, numbered in a stable order.
+
+    The number is what file URLs name: it is the position in the run's list, sorted by task id and
+    map index, so it is the same on every request for the same run.
+
+    :param rows: return values of a run's task instances.
+    """
+    found = []
+    for task_id, map_index, value in sorted(rows, key=lambda row: (row[0], row[1])):
+        manifest = as_manifest(value)
+        if manifest is not None:
+            found.append((task_id, map_index, manifest))
+    return [Generation(n, task, index, m) for n, (task, index, m) in enumerate(found)]
+
+
+def local_file(result: ResultFile) -> Path | None:
+    """Return the local path of a copied result, or ``None`` for remote storage.
+
+    :param result: a file entry of a manifest.
+    """
+    path = result.path
+    if path.startswith("file://"):
+        path = path[len("file://") :]
+    elif "://" in path:
+        return None
+    return Path(path) if Path(path).is_absolute() else None
+
+
+def read_result(manifest: GenerationManifest, *, file_index: int) -> bytes | None:
+    """Return the bytes of a manifest's local image copy, or ``None`` when it may not be served.
+
+    Served only when the file still is what the generate operator wrote: at the local path the
+    manifest lists, under the name the operator gives that result, an image type, and the
+    recorded size and SHA-256. A crafted return value cannot point the view at another file.
+
+    :param manifest: a generation's manifest.
+    :param file_index: the position of the file in ``manifest.files``.
+    """
+    if not 0 <= file_index < len(manifest.files):
+        return None
+    result = manifest.files[file_index]
+    path = local_file(result)
+    if path is None or result.content_type not in SERVED_TYPES:
+        return None
+    expected = result_name(manifest.generation_id, file_index, result.url, result.content_type)
+    if path.name != expected:
+        return None
+    try:
+        if not path.is_file() or path.stat().st_size != result.size_bytes:
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return data if hashlib.sha256(data).hexdigest() == result.sha256 else None
+
+
+def run_generations(*, dag_id: str, run_id: str) -> list[Generation]:
+    """Return the generations of one DAG run, read from its XCom return values.
+
+    :param dag_id: the DAG.
+    :param run_id: the run.
+    """
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    query = select(XComModel.task_id, XComModel.map_index, XComModel.value).where(
+        XComModel.dag_id == dag_id,
+        XComModel.run_id == run_id,
+        XComModel.key == RETURN_VALUE_KEY,
+    )
+    with create_session() as session:
+        rows = [
+            (task_id, map_index, XComModel.deserialize_value(_Value(value)))
+            for task_id, map_index, value in session.execute(query)
+        ]
+    return number_generations(rows)
+
+
+def spend_per_dag(*, dag_ids: set[str], runs_per_dag: int) -> list[DagSpend]:
+    """Sum the credits charged by generations over each DAG's most recent runs.
+
+    :param dag_ids: the DAGs to look at (those the user may read).
+    :param runs_per_dag: how many of each DAG's latest runs count.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    spends: dict[str, DagSpend] = defaultdict(lambda: DagSpend(dag_id=""))
+    with create_session() as session:
+        for dag_id in sorted(dag_ids):
+            # Two queries: MySQL refuses LIMIT inside an IN subquery.
+            recent = session.scalars(
+                select(DagRun.run_id)
+                .where(DagRun.dag_id == dag_id)
+                .order_by(DagRun.id.desc())
+                .limit(runs_per_dag)
+            ).all()
+            if not recent:
+                continue
+            query = select(XComModel.run_id, XComModel.value).where(
+                XComModel.dag_id == dag_id,
+                XComModel.key == RETURN_VALUE_KEY,
+                XComModel.run_id.in_(recent),
+            )
+            for run_id, value in session.execute(query):
+                manifest = as_manifest(XComModel.deserialize_value(_Value(value)))
+                if manifest is None:
+                    continue
+                spend = spends[dag_id]
+                spend.dag_id = dag_id
+                spend.runs.add(run_id)
+                spend.generations += 1
+                spend.credits += float(manifest.charged_credits)
+    return sorted(spends.values(), key=lambda s: (-s.credits, s.dag_id))
+
+
+@dataclass(frozen=True)
+class _Value:
+    """What ``XComModel.deserialize_value`` reads: an object with a ``value``."""
+
+    value: Any

@@ -1,0 +1,246 @@
+"""End to end: the Rivya UI plugin inside a real api-server, with Airflow's own auth.
+
+One module-scoped deployment (``ui_scenario``) runs two DAGs against the emulator; the tests then
+ask the plugin's routes, as ``admin``, as ``outsider`` (denied ``rivya_ui_private`` by the test
+auth manager) and anonymously, what they show, and try to reach files the manifests do not list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.airflow_compat import airflow_at_least
+from tests.e2e.ui_dags.rivya_ui import GALLERY_PROMPTS, PRIVATE_PROMPT
+from tests.e2e.ui_scenario import GALLERY, PRIVATE, RUN_IDS, START_CREDITS, UiScenario
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        not airflow_at_least("3.1"), reason="UI external views need Airflow 3.1+ (3.0 has none)"
+    ),
+]
+
+
+def run_path(dag_id: str) -> str:
+    return f"/rivya/runs/{dag_id}/{quote(RUN_IDS[dag_id], safe='')}"
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiScenario]:
+    from tests.e2e.ui_scenario import run_ui_scenario
+
+    with run_ui_scenario(tmp_path_factory.mktemp("ui")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def admin(scenario: UiScenario) -> Iterator[httpx.Client]:
+    with scenario.client("admin") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def outsider(scenario: UiScenario) -> Iterator[httpx.Client]:
+    with scenario.client("outsider") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def anonymous(scenario: UiScenario) -> Iterator[httpx.Client]:
+    with scenario.client(None) as client:
+        yield client
+
+
+def manifests(client: httpx.Client, dag_id: str) -> list[dict[str, Any]]:
+    """The run's manifests as Airflow's REST API serves them, in map-index order."""
+    base = f"/api/v2/dags/{dag_id}/dagRuns/{RUN_IDS[dag_id]}/taskInstances/generate"
+    count = len(GALLERY_PROMPTS) if dag_id == GALLERY else 1
+    found = []
+    for map_index in range(count) if dag_id == GALLERY else [-1]:
+        response = client.get(f"{base}/xcomEntries/return_value", params={"map_index": map_index})
+        response.raise_for_status()
+        found.append(response.json()["value"])
+    assert len(found) == count
+    return found
+
+
+def test_the_plugin_and_its_views_are_registered(admin: httpx.Client) -> None:
+    plugins = admin.get("/api/v2/plugins").raise_for_status().json()["plugins"]
+    rivya = next(p for p in plugins if p["name"] == "rivya")
+    views = {v["destination"]: v["href"] for v in rivya["external_views"]}
+    assert views == {"dag_run": "rivya/runs/{DAG_ID}/{RUN_ID}", "nav": "rivya/overview"}
+
+
+def test_the_run_view_lists_every_generation(admin: httpx.Client) -> None:
+    response = admin.get(run_path(GALLERY))
+    assert response.status_code == 200, response.text
+    page = response.text
+    for prompt in GALLERY_PROMPTS[:2]:
+        assert prompt in page
+    # The HTML in the third prompt is shown as text.
+    assert "Spring sale &lt;b&gt;banner&lt;/b&gt; &amp; &#x27;quotes&#x27;" in page
+    assert "<b>banner</b>" not in page
+    charged = sum(m["charged_credits"] for m in manifests(admin, GALLERY))
+    assert f"3 generation(s), {charged:g} credits charged" in page
+    for manifest in manifests(admin, GALLERY):
+        assert manifest["generation_id"] in page
+    for map_index in range(3):
+        assert f"[{map_index}]" in page
+    assert page.count('class="thumb"') == 3
+    assert "script-src" not in response.headers["content-security-policy"]
+
+
+def test_images_are_served_by_manifest_number_with_their_recorded_bytes(
+    admin: httpx.Client,
+) -> None:
+    for index, manifest in enumerate(manifests(admin, GALLERY)):
+        (result,) = manifest["files"]
+        response = admin.get(f"{run_path(GALLERY)}/files/{index}/0")
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == result["content_type"]
+        assert hashlib.sha256(response.content).hexdigest() == result["sha256"]
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "/files/3/0",  # no fourth generation
+        "/files/0/1",  # one file only
+        "/files/-1/0",
+        "/files/0/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/files/..%2F..%2Fairflow.db/0",
+        "/files/0/0/../../../../etc/passwd",
+    ],
+)
+def test_nothing_but_listed_files_is_reachable(admin: httpx.Client, tail: str) -> None:
+    response = admin.get(f"{run_path(GALLERY)}{tail}")
+    assert response.status_code in {404, 422}, response.text
+    assert b"root:" not in response.content
+    assert b"SQLite format" not in response.content
+
+
+def test_a_file_changed_after_the_run_is_not_served(
+    admin: httpx.Client, scenario: UiScenario
+) -> None:
+    (result,) = manifests(admin, PRIVATE)[0]["files"]
+    path = Path(result["path"].removeprefix("file://"))
+    assert admin.get(f"{run_path(PRIVATE)}/files/0/0").status_code == 200
+    original = path.read_bytes()
+    path.write_bytes(original[:-1] + bytes([original[-1] ^ 0xFF]))
+    try:
+        assert admin.get(f"{run_path(PRIVATE)}/files/0/0").status_code == 404
+    finally:
+        path.write_bytes(original)
+
+
+def test_anonymous_requests_are_refused(anonymous: httpx.Client) -> None:
+    for path in (run_path(GALLERY), f"{run_path(GALLERY)}/files/0/0", "/rivya/overview"):
+        response = anonymous.get(path)
+        assert response.status_code == 401, (path, response.status_code)
+        assert GALLERY_PROMPTS[0] not in response.text
+
+
+def test_a_forged_token_is_refused(scenario: UiScenario) -> None:
+    headers = {"Authorization": "Bearer not.a.token"}
+    response = httpx.get(f"{scenario.base_url}{run_path(GALLERY)}", headers=headers)
+    assert response.status_code in {401, 403}
+    assert GALLERY_PROMPTS[0] not in response.text
+
+
+def test_a_user_who_may_not_read_the_dag_sees_nothing_of_it(outsider: httpx.Client) -> None:
+    for path in (run_path(PRIVATE), f"{run_path(PRIVATE)}/files/0/0"):
+        response = outsider.get(path)
+        assert response.status_code == 403, (path, response.status_code)
+        assert PRIVATE_PROMPT not in response.text
+    # The same user reads the other DAG: the denial is per DAG, not per user.
+    assert outsider.get(run_path(GALLERY)).status_code == 200
+    assert outsider.get(f"{run_path(GALLERY)}/files/0/0").status_code == 200
+
+
+def test_the_overview_sums_spend_per_readable_dag(
+    admin: httpx.Client, outsider: httpx.Client
+) -> None:
+    gallery = sum(m["charged_credits"] for m in manifests(admin, GALLERY))
+    private = sum(m["charged_credits"] for m in manifests(admin, PRIVATE))
+    page = admin.get("/rivya/overview").raise_for_status().text
+    row = "<td>{}</td><td class=num>1</td><td class=num>{}</td><td class=num>{:g}</td>"
+    assert row.format(GALLERY, 3, gallery) in page
+    assert row.format(PRIVATE, 1, private) in page
+    hidden = outsider.get("/rivya/overview").raise_for_status().text
+    assert GALLERY in hidden
+    assert PRIVATE not in hidden
+
+
+def test_the_overview_shows_the_live_balance(admin: httpx.Client, scenario: UiScenario) -> None:
+    credits = (
+        httpx.get(
+            f"{scenario.emulator.base_url}/api/v1/credits",
+            headers={"Authorization": f"Bearer {scenario.emulator.api_key}"},
+        )
+        .raise_for_status()
+        .json()
+    )
+    balance = credits["current_credits"]
+    assert balance < START_CREDITS  # the four generations were charged
+    page = admin.get("/rivya/overview").raise_for_status().text
+    assert f"<div class=big>{balance:g}</div>" in page
+    assert scenario.emulator.api_key not in page
+
+
+def _browser_or_skip() -> None:
+    pytest.importorskip("playwright", reason="Playwright is not installed (dev extra)")
+    from tests.browser_support import chromium_path
+
+    if chromium_path() is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
+
+
+def test_the_run_tab_shows_the_generations_in_a_real_browser(scenario: UiScenario) -> None:
+    _browser_or_skip()
+    from tests.browser_support import browser_page, login
+    from tests.e2e.ui_scenario import open_in_ui, run_view_url
+
+    with browser_page() as page:
+        login(
+            page, base_url=scenario.base_url, username="admin", password=scenario.passwords["admin"]
+        )
+        frame = open_in_ui(page, run_view_url(scenario, GALLERY), heading="Rivya generations")
+        assert frame.locator("tbody tr").count() == 3
+        # Decoded images of the real size the emulator drew (1:1), not broken placeholders.
+        sizes = frame.eval_on_selector_all(
+            "img.thumb", "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])"
+        )
+        assert len(sizes) == 3
+        assert all(width > 0 and width == height for width, height in sizes), sizes
+        assert GALLERY_PROMPTS[2] in frame.locator("tbody").inner_text()
+        assert frame.locator("tbody b").count() == 0  # the prompt's <b> stayed text
+
+
+def test_the_browser_session_cookie_carries_the_same_dag_permissions(
+    scenario: UiScenario,
+) -> None:
+    _browser_or_skip()
+    from tests.browser_support import browser_page, login
+
+    with browser_page() as page:
+        login(
+            page,
+            base_url=scenario.base_url,
+            username="outsider",
+            password=scenario.passwords["outsider"],
+        )
+        denied = page.goto(f"{scenario.base_url}{run_path(PRIVATE)}")
+        assert denied is not None
+        assert denied.status == 403
+        assert PRIVATE_PROMPT not in page.content()
+        allowed = page.goto(f"{scenario.base_url}{run_path(GALLERY)}")
+        assert allowed is not None
+        assert allowed.status == 200
+        assert GALLERY_PROMPTS[0] in page.content()
