@@ -1,0 +1,105 @@
+"""Credit budgets in real runs (``dag.test()`` against the emulator over HTTP)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rivya_provider.emulator import RunningEmulator
+from tests.airflow.conftest import RunDag
+from tests.airflow.examples import task_states, xcom
+from tests.airflow_compat import has_task_state_store
+
+pytestmark = pytest.mark.usefixtures("rivya_connection")
+
+#: Six generations as the marketing campaign makes them: 3 x 14 + 2 x 4 + 8 = 58 credits.
+CAMPAIGN = [
+    *({"model": "flux-2-flex", "prompt": f"poster {n}"} for n in range(3)),
+    *({"model": "flux-kontext-pro", "prompt": f"banner {n}"} for n in range(2)),
+    {"model": "flux-kontext-max", "prompt": "a print"},
+]
+
+
+def creates(emulator: RunningEmulator) -> int:
+    return int(emulator.counters()["requests"].get("POST /api/v1/generations", 0))
+
+
+def test_the_preflight_fails_over_budget_before_any_generation(
+    run_dag: RunDag, rivya_connection: RunningEmulator
+) -> None:
+    run = run_dag("rivya_budget_preflight", run_conf={"generations": CAMPAIGN, "budget": 40})
+
+    states = task_states(run)
+    # Failed on the first of its three tries: retrying cannot make the budget larger.
+    assert states[("preflight", -1)] == ("failed", 1)
+    assert all(
+        state == "upstream_failed" for (t, _), (state, _) in states.items() if t == "generate"
+    )
+    assert creates(rivya_connection) == 0
+    assert rivya_connection.counters()["credits_charged"] == 0
+
+
+def test_the_preflight_fails_when_the_balance_is_short(
+    run_dag: RunDag, rivya_connection: RunningEmulator
+) -> None:
+    rivya_connection.set_credits(50)
+
+    run = run_dag("rivya_budget_preflight", run_conf={"generations": CAMPAIGN, "budget": 100})
+
+    assert task_states(run)[("preflight", -1)] == ("failed", 1)
+    assert creates(rivya_connection) == 0
+
+
+def test_the_preflight_passes_under_budget_and_returns_the_estimate(
+    run_dag: RunDag, rivya_connection: RunningEmulator
+) -> None:
+    run = run_dag("rivya_budget_preflight", run_conf={"generations": CAMPAIGN, "budget": 58})
+
+    states = task_states(run)
+    assert all(state == ("success", 1) for state in states.values()), states
+    estimate = xcom(run, "preflight")
+    assert estimate["credits"] == 58
+    assert estimate["generations"] == 6
+    assert estimate["per_model"]["flux-2-flex"] == {"count": 3, "credits_each": 14, "credits": 42}
+    assert estimate["budget"] == 58
+    assert estimate["balance"] == 1000
+    # The estimate is what the run then really spent.
+    assert rivya_connection.counters()["credits_charged"] == 58
+    assert creates(rivya_connection) == 6
+
+
+def test_the_guard_stops_the_task_that_would_overspend_and_the_rest(
+    run_dag: RunDag, rivya_connection: RunningEmulator
+) -> None:
+    # 14 credits each: two fit in 40 (28 spent), the third would make 42.
+    run = run_dag("rivya_budget_guard", run_conf={"budget": 40})
+
+    states = task_states(run)
+    assert [states[("generate", i)] for i in range(4)] == [
+        ("success", 1),
+        ("success", 1),
+        ("failed", 1),  # refused at once, its retries unused
+        ("failed", 1),
+    ]
+    assert creates(rivya_connection) == 2
+    assert rivya_connection.counters()["credits_charged"] == 28
+
+
+def test_the_guard_never_refuses_reusing_a_generation_already_paid_for(
+    run_dag: RunDag, rivya_connection: RunningEmulator, tmp_path: Path
+) -> None:
+    # Slow enough that the worker's look before deferring finds it running.
+    rivya_connection.set_faults(slow_task_rate=1.0, slow_task_extra_seconds=2.0)
+
+    run = run_dag("rivya_budget_resume", run_conf={"blocker": str(tmp_path / "blocked")})
+
+    assert creates(rivya_connection) == 1
+    assert rivya_connection.counters()["credits_charged"] == 14
+    if has_task_state_store():
+        assert task_states(run) == {("generate", -1): ("success", 2)}
+        assert xcom(run, "generate")["origin"] == "resumed"
+    else:
+        # Below Airflow 3.3 nothing tells the retry that the first try paid: it is judged as a
+        # new generation and refused (nothing more is charged either way).
+        assert task_states(run) == {("generate", -1): ("failed", 2)}
