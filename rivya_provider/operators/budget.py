@@ -21,12 +21,14 @@ from rivya_provider.budget import (
     generation_list,
     spent_by,
 )
+from rivya_provider.client import RivyaClient, RivyaError
+from rivya_provider.client.errors import is_retryable
 from rivya_provider.exceptions import RivyaBudgetExceededError, failing_fast
 from rivya_provider.hooks.rivya import RivyaHook
 
 
-def _shown(value: float | None) -> str:
-    return "not set" if value is None else f"{value:g}"
+def _shown(value: float | None, missing: str = "not set") -> str:
+    return missing if value is None else f"{value:g}"
 
 
 def affordability_problem(
@@ -47,7 +49,8 @@ def affordability_problem(
             other, other_value = ("balance", balance) if name == "budget" else ("budget", budget)
             message = (
                 f"run needs {needed:g} credits, {name} {limit:g} (short by {needed - limit:g}); "
-                f"{other} {_shown(other_value)}; nothing was submitted"
+                f"{other} {_shown(other_value, 'not read' if other == 'balance' else 'not set')}; "
+                "nothing was submitted"
             )
             return RivyaBudgetExceededError(message, needed, 0, budget, balance)
     return None
@@ -60,6 +63,10 @@ class RivyaCreditBudgetOperator(BaseOperator):
     when ``/models`` cannot be read), reads the balance (``GET /api/v1/credits``) and fails
     without retrying (``RivyaBudgetExceededError``) when the total exceeds the budget or the
     balance, naming the shortfall. Returns the estimate (credits, per model, budget, balance).
+
+    When the balance cannot be read for a passing reason (an outage, rate limits past the
+    retry budget), only the budget is checked and a warning logged: Rivya itself refuses a
+    generation the wallet cannot pay.
 
     The estimate counts every generation as new: generations a cleared run reuses at no charge
     are counted too, so it errs on the safe side.
@@ -110,7 +117,7 @@ class RivyaCreditBudgetOperator(BaseOperator):
             budget = self.hook.credit_budget
         client = self.hook.client
         cost: CostEstimate = estimate(wanted, client.model_catalog())
-        balance = client.get_credits().current_credits if self.check_balance else None
+        balance = self._balance(client)
         problem = affordability_problem(needed=cost.credits, budget=budget, balance=balance)
         if problem is not None:
             raise problem
@@ -120,9 +127,23 @@ class RivyaCreditBudgetOperator(BaseOperator):
             cost.generations,
             ", ".join(f"{c.count} x {c.model} at {c.credits_each:g}" for c in cost.models),
             _shown(budget),
-            _shown(balance),
+            _shown(balance, "not read"),
         )
         return {**cost.as_dict(), "budget": budget, "balance": balance}
+
+    def _balance(self, client: RivyaClient) -> int | float | None:
+        """Read the wallet; ``None`` when not asked for, or unreadable for a passing reason."""
+        if not self.check_balance:
+            return None
+        try:
+            return client.get_credits().current_credits
+        except RivyaError as exc:
+            if not is_retryable(exc):
+                raise
+            # Rivya itself refuses a generation the wallet cannot pay (insufficient_credits);
+            # an outage only means the run's own failures will say so.
+            self.log.warning("Could not read the balance, checking the budget only: %s", exc)
+            return None
 
 
 def _operator_class(task: Any) -> Any:

@@ -192,3 +192,46 @@ def test_the_budget_error_fails_fast_and_pickles() -> None:
         40,
         1000,
     )
+
+
+def preflight(budget: Any) -> dict[str, Any]:
+    from rivya_provider.operators.budget import RivyaCreditBudgetOperator
+
+    operator = RivyaCreditBudgetOperator(
+        task_id="preflight",
+        generations=[{"model": "flux-2-flex", "prompt": "a"}] * 2,
+        credit_budget=budget,
+    )
+    result: dict[str, Any] = operator.execute({})
+    return result
+
+
+def test_an_unreadable_balance_leaves_the_budget_to_decide(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.emulator_fixtures import connection_json
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RIVYA_DEFAULT", connection_json(emulator, max_attempts=1, retry_budget=0)
+    )
+    emulator.set_faults(api_disabled=True)  # every API request: 503 public_api_disabled
+
+    # The catalogue falls back to the built-in one; the balance is unknown.
+    assert preflight(28)["balance"] is None
+    with pytest.raises(
+        RivyaBudgetExceededError,
+        match=r"run needs 28 credits, budget 27 \(short by 1\); balance not read",
+    ):
+        preflight(27)
+
+
+def test_the_connection_extra_is_the_budget_when_none_is_given(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.emulator_fixtures import connection_json
+
+    monkeypatch.setenv("AIRFLOW_CONN_RIVYA_DEFAULT", connection_json(emulator, credit_budget=20))
+
+    with pytest.raises(RivyaBudgetExceededError, match=r"budget 20 \(short by 8\); balance 1000"):
+        preflight(None)
+    assert preflight(100)["budget"] == 100
