@@ -9,7 +9,7 @@ import pytest
 from rivya_provider.emulator import RunningEmulator
 from tests.airflow.conftest import RunDag
 from tests.airflow.examples import task_states, xcom
-from tests.airflow_compat import has_task_state_store
+from tests.airflow_compat import airflow_line, has_task_state_store
 
 pytestmark = pytest.mark.usefixtures("rivya_connection")
 
@@ -96,9 +96,13 @@ def test_the_guard_never_refuses_reusing_a_generation_already_paid_for(
     if has_task_state_store():
         assert task_states(run) == {("generate", -1): ("success", 2)}
         assert xcom(run, "generate")["origin"] == "resumed"
+    elif airflow_line() == "3.0":
+        # dag.test() on 3.0 resumes the retry in execute_complete with the first try's trigger
+        # event: nothing new is submitted, so there is nothing for the guard to judge.
+        assert task_states(run) == {("generate", -1): ("success", 2)}
     else:
-        # Below Airflow 3.3 nothing tells the retry that the first try paid: it is judged as a
-        # new generation and refused (nothing more is charged either way).
+        # On 3.1 and 3.2 nothing tells the retry that the first try paid: it is judged as a new
+        # generation and refused (nothing more is charged either way).
         assert task_states(run) == {("generate", -1): ("failed", 2)}
 
 
