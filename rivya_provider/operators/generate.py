@@ -150,8 +150,9 @@ class RivyaGenerateOperator(BaseOperator):
         to the Connection's ``credit_budget`` extra). Before submitting a new generation, the
         credits in the XCom manifests of the run's generate tasks plus this generation's price
         must fit in it, or the task fails at once (``RivyaBudgetExceededError``). A generation
-        found again (resumed or replayed) is never refused. See the credit budgets docs for
-        what concurrent tasks can overspend.
+        this task instance finds again (after deferring, or on a retry through
+        ``task_state_store`` on Airflow 3.3+) is never refused. See the credit budgets docs
+        for what concurrent tasks can overspend.
     :param budget_task_ids: the tasks whose manifests count against ``credit_budget``
         (default: every ``RivyaGenerateOperator`` task of the DAG, mapped or not).
     """
