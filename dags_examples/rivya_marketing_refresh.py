@@ -5,6 +5,10 @@ Shows generation at scale with dynamic task mapping:
 - ``load_campaign`` reads ``campaign.json`` (shipped next to this file: asset names, prompts,
   models and params) at run time and checks every asset against the model catalogue, so a typo
   fails the run before any credit is spent.
+- ``check_budget`` prices every asset with the live catalogue's credits per model and fails the
+  run before any generation when it costs more than the ``credit_budget`` param or the wallet
+  holds; ``generate`` gets the same budget and refuses to start a generation it can no longer
+  pay for.
 - ``generate`` is one mapped ``RivyaGenerateOperator`` instance per asset (named after the asset
   in the UI). Each waits in the triggerer, is billed once even when retried, and copies its
   image to ``<output_root>/<run date>/<asset>/``, any ``ObjectStoragePath`` (local, ``s3://``...).
@@ -18,7 +22,8 @@ Shows generation at scale with dynamic task mapping:
   complete refresh and lists the files of the latest one (a manual run does the same).
 
 Needs the Airflow Connection ``rivya_default``. Params: ``campaign`` (path or URI of the campaign
-file) and ``output_root`` (default ``$RIVYA_ASSETS_ROOT`` or ``<tmp>/rivya-assets``).
+file), ``output_root`` (default ``$RIVYA_ASSETS_ROOT`` or ``<tmp>/rivya-assets``) and
+``credit_budget`` (credits one run may spend; the shipped campaign costs 58).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from rivya_provider.client import (
     validate_generation,
 )
 from rivya_provider.exceptions import failing_fast
+from rivya_provider.operators.budget import RivyaCreditBudgetOperator
 from rivya_provider.operators.generate import RivyaGenerateOperator
 
 # ALL_DONE_MIN_ONE_SUCCESS came with Airflow 3.1; on 3.0 the summary runs after any outcome.
@@ -111,6 +117,7 @@ with DAG(
     params={
         "campaign": Param(str(CAMPAIGN_FILE), type="string"),
         "output_root": Param(DEFAULT_ROOT, type="string"),
+        "credit_budget": Param(100, type=["null", "number"], minimum=0),
     },
 ) as dag:
 
@@ -132,15 +139,22 @@ with DAG(
         ]
 
     wanted = load_campaign()
+    # --8<-- [start:budget]
+    check_budget = RivyaCreditBudgetOperator(
+        task_id="check_budget", generations=wanted, credit_budget="{{ params.credit_budget }}"
+    )
+    # --8<-- [end:budget]
     # --8<-- [start:fanout]
     generate = RivyaGenerateOperator.partial(
         task_id="generate",
+        credit_budget="{{ params.credit_budget }}",
         deferrable=True,
         retries=2,
         max_active_tis_per_dag=4,
         map_index_template="{{ task.client_request_id }}",
     ).expand_kwargs(wanted)
     # --8<-- [end:fanout]
+    check_budget >> generate
 
     # Runs when some assets failed too, but not when the campaign could not be read.
     @task(trigger_rule=SUMMARY_RULE, outlets=[MARKETING_ASSETS])

@@ -51,6 +51,33 @@ class RivyaAuthError(RivyaPermanentError):
     """The API key is missing, unknown, revoked, expired, or lacks a scope."""
 
 
+class RivyaBudgetExceededError(RivyaPermanentError):
+    """A run (or one generation of it) would cost more credits than its budget or the balance.
+
+    Raised before anything is submitted; retrying cannot make the budget larger, so the task
+    fails at once. ``needed``, ``spent``, ``budget`` and ``balance`` are credits (``None``
+    when not known or not set).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        needed: float = 0,
+        spent: float = 0,
+        budget: float | None = None,
+        balance: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.spent = spent
+        self.budget = budget
+        self.balance = balance
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        args = (str(self), self.needed, self.spent, self.budget, self.balance)
+        return (type(self), args)
+
+
 class RivyaStorageError(RivyaError):
     """Reading a reference file or writing a result copy failed (the ``OSError`` is the cause).
 

@@ -42,6 +42,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": _INTEGRATION,
                 "python-modules": [
                     "rivya_provider.operators.generate",
+                    "rivya_provider.operators.budget",
                     "rivya_provider.operators.files",
                 ],
             }
@@ -141,6 +142,13 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Largest API answer (bytes)",
                         "description": "Cap on one API answer, counted after decompression.",
                         "schema": {"type": ["integer", "null"], "minimum": 1, "default": 4194304},
+                    },
+                    "credit_budget": {
+                        "label": "Credit budget per DAG run",
+                        "description": "Credits one DAG run may spend: the pre-flight budget "
+                        "check and the generate operator's guard use it unless given their own "
+                        "(empty: no budget).",
+                        "schema": {"type": ["number", "null"], "minimum": 0, "default": None},
                     },
                     "allowed_hosts": {
                         "label": "Allowed private hosts",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -121,6 +122,7 @@ def submit_or_resume(
     chain: KeyChain,
     memory: TaskMemory,
     conflict_wait: float = 0.0,
+    before_new: Callable[[], None] | None = None,
 ) -> Submission:
     """Return the generation of this task instance: the recorded one, a replay, or a new one.
 
@@ -133,6 +135,9 @@ def submit_or_resume(
     :param memory: the task instance's memory.
     :param conflict_wait: seconds a create keeps retrying ``idempotency_conflict`` (a create
         of an earlier try may still be running on Rivya's side).
+    :param before_new: called before a generation that is not known to be paid already is
+        submitted (a replay of the key would cost nothing, but cannot be told apart in
+        advance); it raises to stop the submission.
     """
     first_link = 0
     stored = memory.generation(chain)
@@ -143,6 +148,8 @@ def submit_or_resume(
             started = stored.submitted_at or started_at_of(earlier)
             return Submission(earlier, stored.link, chain.key(stored.link), "resumed", started)
         first_link = stored.link + 1
+    if before_new is not None:
+        before_new()
     for link in range(first_link, first_link + MAX_CHAIN_WALK):
         key = chain.key(link)
         sent_at = time.time()

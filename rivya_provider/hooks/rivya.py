@@ -54,6 +54,8 @@ class ConnectionExtras(BaseModel):
     request_deadline: float | None = Field(default=None, gt=0)
     download_deadline: float | None = Field(default=None, gt=0)
     allowed_hosts: list[str] | None = None
+    #: Credits one DAG run may spend (the budget operators fall back to); empty: no budget.
+    credit_budget: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     def limits(self) -> Limits:
         default = Limits()
@@ -253,6 +255,17 @@ class RivyaHook(BaseHook):
     def settings(self) -> ClientSettings:
         """The client settings read from the Connection (looked up once per hook)."""
         return settings_from_connection(self.get_connection(self.rivya_conn_id))
+
+    @cached_property
+    def credit_budget(self) -> float | None:
+        """The Connection's ``credit_budget`` extra: credits one DAG run may spend, or ``None``."""
+        conn = self.get_connection(self.rivya_conn_id)
+        where = f"connection {conn.conn_id!r}"
+        try:
+            extras = ConnectionExtras.model_validate(_extra_json(conn, where))
+        except ValidationError as exc:
+            raise RequestValidationError(_extra_problems(exc), subject=where) from None
+        return extras.credit_budget
 
     @cached_property
     def client(self) -> RivyaClient:

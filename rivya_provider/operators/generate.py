@@ -13,6 +13,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 from pydantic import ValidationError
 
 from rivya_provider import checks
+from rivya_provider.budget import budget_value, model_credits
 from rivya_provider.client import (
     FieldProblem,
     GenerationRequest,
@@ -43,6 +44,7 @@ from rivya_provider.operators._references import (
     inspect_files,
     upload_files,
 )
+from rivya_provider.operators.budget import budget_task_ids, check_generation_budget
 from rivya_provider.outputs import copy_results
 from rivya_provider.resume import Submission, TaskMemory, submit_or_resume
 from rivya_provider.triggers.events import read_event
@@ -144,6 +146,15 @@ class RivyaGenerateOperator(BaseOperator):
     :param validate: check inputs against Rivya's live model catalogue (``/models``, or the
         built-in one when it cannot be read) before anything is spent; turn off to leave every
         check to Rivya.
+    :param credit_budget: credits the whole DAG run may spend (templated; ``None`` falls back
+        to the Connection's ``credit_budget`` extra). Before submitting a new generation, the
+        credits in the XCom manifests of the run's generate tasks plus this generation's price
+        must fit in it, or the task fails at once (``RivyaBudgetExceededError``). A generation
+        this task instance finds again (after deferring, or on a retry through
+        ``task_state_store`` on Airflow 3.3+) is never refused. See the credit budgets docs
+        for what concurrent tasks can overspend.
+    :param budget_task_ids: the tasks whose manifests count against ``credit_budget``
+        (default: every ``RivyaGenerateOperator`` task of the DAG, mapped or not).
     """
 
     template_fields: Sequence[str] = (
@@ -154,6 +165,7 @@ class RivyaGenerateOperator(BaseOperator):
         "reference_items",
         "client_request_id",
         "output_path",
+        "credit_budget",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {
         "model_params": "json",
@@ -181,6 +193,8 @@ class RivyaGenerateOperator(BaseOperator):
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         fresh_generation_on_retry: bool = False,
         validate: bool = True,
+        credit_budget: float | str | None = None,
+        budget_task_ids: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -200,6 +214,8 @@ class RivyaGenerateOperator(BaseOperator):
         self.max_download_bytes = max_download_bytes
         self.fresh_generation_on_retry = fresh_generation_on_retry
         self.validate = validate
+        self.credit_budget = credit_budget
+        self.budget_task_ids = budget_task_ids
         checks.generate_arguments(self)
 
     @cached_property
@@ -216,6 +232,7 @@ class RivyaGenerateOperator(BaseOperator):
     def _execute(self, context: Any) -> dict[str, Any]:
         RivyaResultLink.persist(context, "")
         given_items, files = self._checked_inputs()
+        budget = self._budget()
         chain = self._key_chain(context, given_items, files)
         memory = TaskMemory(context.get("task_state_store"))
         client = self.hook.client
@@ -228,6 +245,7 @@ class RivyaGenerateOperator(BaseOperator):
             chain=chain,
             memory=memory,
             conflict_wait=self._conflict_wait(memory, files),
+            before_new=None if budget is None else lambda: self._check_budget(context, budget),
         )
         task = submission.task
         wire = request.to_wire()
@@ -256,6 +274,26 @@ class RivyaGenerateOperator(BaseOperator):
             first_delay=first_delay,
         )
         return self._finish(context, task, wire, submission.origin, submission.idempotency_key)
+
+    def _budget(self) -> int | float | None:
+        """The run's credit budget: the rendered argument, else the Connection's extra."""
+        budget = budget_value(self.credit_budget)
+        return self.hook.credit_budget if budget is None else budget
+
+    def _check_budget(self, context: Any, budget: float) -> None:
+        """Refuse a new generation when the run's manifests leave too little of ``budget``."""
+        needed = model_credits(self.model, self.hook.client.model_catalog(), field_name="model")
+        ti = context["ti"]
+        task_ids = self.budget_task_ids or budget_task_ids(
+            context.get("dag") or self.dag, kind=RivyaGenerateOperator, own_task_id=ti.task_id
+        )
+        spent = check_generation_budget(ti=ti, task_ids=task_ids, budget=budget, needed=needed)
+        self.log.info(
+            "Credit budget: %g of %g spent by this run, this generation needs %g",
+            spent,
+            budget,
+            needed,
+        )
 
     def _conflict_wait(self, memory: TaskMemory, files: list[ReferenceFile]) -> float:
         """Seconds a create waits out ``idempotency_conflict`` answers.

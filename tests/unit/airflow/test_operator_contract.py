@@ -48,6 +48,7 @@ from rivya_provider.exceptions import (
 from rivya_provider.links import RivyaResultLink
 from rivya_provider.manifest import GenerationManifest
 from rivya_provider.operators._references import as_source_list
+from rivya_provider.operators.budget import RivyaCreditBudgetOperator
 from rivya_provider.operators.files import RivyaUploadFileOperator
 from rivya_provider.operators.generate import RivyaGenerateOperator
 from rivya_provider.outputs import copy_results, result_name
@@ -93,8 +94,10 @@ def _dag() -> Any:
                 "reference_items",
                 "client_request_id",
                 "output_path",
+                "credit_budget",
             },
         ),
+        (RivyaCreditBudgetOperator, {"generations", "credit_budget"}),
         (RivyaUploadFileOperator, {"files", "kind", "model"}),
         (RivyaGenerationSensor, {"generation_id"}),
     ],
