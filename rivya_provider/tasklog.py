@@ -13,9 +13,6 @@ from typing import Any
 
 from rivya_provider.client import GenerationTask, TaskStatus
 
-#: ``origin`` of a generation this try submitted itself (see ``GenerationManifest.origin``).
-SUBMITTED = "submitted"
-
 
 def credits(amount: float) -> str:
     """Return ``amount`` credits as words ("1 credit", "14 credits", "2.5 credits").
@@ -26,16 +23,14 @@ def credits(amount: float) -> str:
     return f"{number} credit" if number == "1" else f"{number} credits"
 
 
-def charged_by_this_try(task: GenerationTask, *, origin: str, reused: bool) -> float:
+def charged_by_this_try(task: GenerationTask, *, reused: bool) -> float:
     """Return the credits this try caused to be charged: nothing for a reused generation.
 
     :param task: the generation in its final state.
-    :param origin: how this try got it (``submitted``, ``resumed``, ``replayed``).
-    :param reused: it had already succeeded when this try found it (an earlier try paid).
+    :param reused: it had already succeeded when this try found it (an earlier try paid),
+        e.g. found again in the key chain, or an earlier try's trigger event handed to it.
     """
-    if reused and origin != SUBMITTED:
-        return 0
-    return task.final_credits
+    return 0 if reused else task.final_credits
 
 
 def submitted(log: Any, task: GenerationTask, *, idempotency_key: str) -> None:
@@ -111,7 +106,6 @@ def finished(
     log: Any,
     task: GenerationTask,
     *,
-    origin: str,
     reused: bool,
     files: Sequence[str] | None,
     output_path: str | None,
@@ -120,7 +114,6 @@ def finished(
 
     :param log: the logger to write to.
     :param task: the generation as it is now.
-    :param origin: how this try got it (``submitted``, ``resumed``, ``replayed``).
     :param reused: it had already succeeded when this try found it.
     :param files: paths of the copies written, or ``None`` when nothing was copied.
     :param output_path: where copies go, if anywhere.
@@ -134,7 +127,7 @@ def finished(
             credits(task.reserved_credits),
         )
         return
-    charged = charged_by_this_try(task, origin=origin, reused=reused)
+    charged = charged_by_this_try(task, reused=reused)
     if charged == 0 and task.final_credits:
         charge = (
             f"0 credits charged by this try (an earlier try paid {credits(task.final_credits)})"

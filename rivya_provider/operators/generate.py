@@ -252,7 +252,9 @@ class RivyaGenerateOperator(BaseOperator):
                         context, task, wire, submission.origin, submission.idempotency_key
                     )
                 first_delay = self.poll_interval
-            self._defer(submission, wire, deadline, first_delay)
+            self._defer(
+                submission, wire, deadline, first_delay, try_number=context["ti"].try_number
+            )
         tasklog.waiting(
             self.log,
             generation_id=f"{task.id} in the worker",
@@ -298,7 +300,13 @@ class RivyaGenerateOperator(BaseOperator):
             return task
 
     def _defer(
-        self, submission: Submission, wire: dict[str, Any], deadline: float, first_delay: float
+        self,
+        submission: Submission,
+        wire: dict[str, Any],
+        deadline: float,
+        first_delay: float,
+        *,
+        try_number: int,
     ) -> None:
         self.log.info(
             "Deferring: generation %s is %s; the triggerer polls it every %.1fs",
@@ -318,6 +326,9 @@ class RivyaGenerateOperator(BaseOperator):
                     "request": wire,
                     "origin": submission.origin,
                     "idempotency_key": submission.idempotency_key,
+                    # A later try resumed with this event (Airflow 3.0 does so after a failed
+                    # execute_complete) pays nothing new: the log must not say it did.
+                    "try_number": try_number,
                 },
             ),
             method_name="execute_complete",
@@ -336,6 +347,8 @@ class RivyaGenerateOperator(BaseOperator):
                     carry.get("request") or {"model": task.model},
                     carry.get("origin", "submitted"),
                     carry.get("idempotency_key"),
+                    reused=carry.get("try_number", context["ti"].try_number)
+                    != context["ti"].try_number,
                 )
             finally:
                 self.hook.close()
@@ -364,7 +377,6 @@ class RivyaGenerateOperator(BaseOperator):
         tasklog.finished(
             self.log,
             task,
-            origin=origin,
             reused=reused,
             files=None if files is None else [file.path for file in files],
             output_path=self.output_path,

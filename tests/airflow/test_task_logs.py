@@ -85,8 +85,9 @@ def test_a_worker_wait_logs_elapsed_and_time_left(
 def test_a_resumed_running_generation_is_waited_for_and_charged_once(
     run_dag: RunDag, rivya_connection: RunningEmulator, logged: Logged
 ) -> None:
-    # The first try submits and is lost; the retry finds the generation still running.
-    rivya_connection.set_faults(slow_task_rate=1.0, slow_task_extra_seconds=8.0)
+    # The first try submits and is lost; the retry finds the generation still running (a retry
+    # may start 10 s or more later on a busy machine under Airflow 3.0's dag.test()).
+    rivya_connection.set_faults(slow_task_rate=1.0, slow_task_extra_seconds=25.0)
 
     run = run_dag("rivya_lost_after_submit")
 
@@ -118,8 +119,13 @@ def test_a_retry_after_success_reuses_it_at_no_new_charge(
     manifest = xcom(run, "generate")
     gid = manifest["generation_id"]
     lines = logged()
-    (reused,) = having(lines, f"Reusing generation {gid} from an earlier try")
-    assert reused.endswith("it already succeeded; no new generation and no new charge")
+    # Airflow 3.3 runs the retry from execute(), which finds the paid generation again; 3.0
+    # hands the retry the first try's trigger event instead (nothing to find, nothing to pay).
+    reused = having(lines, f"Reusing generation {gid} from an earlier try")
+    assert len(reused) == 1 if has_task_state_store() else len(reused) <= 1
+    assert all(
+        r.endswith("it already succeeded; no new generation and no new charge") for r in reused
+    )
     (done,) = having(lines, f"Generation {gid} succeeded: ")
     assert "0 credits charged by this try (an earlier try paid 14 credits)" in done
     assert f"1 file(s) written to {blocker / 'out'}: {manifest['files'][0]['path']}" in done
@@ -155,7 +161,7 @@ def test_a_replayed_create_names_the_key_and_charges_once(
     # Rivya stores the create, then the answer is lost: the first try fails having recorded
     # nothing, and the retry's create is replayed. Slow, so the retry finds it still running.
     monkeypatch.setenv("AIRFLOW_CONN_RIVYA_DEFAULT", connection_json(emulator, max_attempts=1))
-    emulator.set_faults(drop_next_creates=1, slow_task_rate=1.0, slow_task_extra_seconds=6.0)
+    emulator.set_faults(drop_next_creates=1, slow_task_rate=1.0, slow_task_extra_seconds=25.0)
 
     run = run_dag("rivya_generate_polling")
 

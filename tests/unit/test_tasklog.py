@@ -38,18 +38,11 @@ def test_credits_in_words(amount: float, words: str) -> None:
     assert tasklog.credits(amount) == words
 
 
-@pytest.mark.parametrize(
-    ("origin", "reused", "charged"),
-    [
-        ("submitted", False, 14),
-        ("resumed", False, 14),  # it was still running: this try waited for the charge
-        ("replayed", False, 14),
-        ("resumed", True, 0),  # it had already succeeded: an earlier try paid
-        ("replayed", True, 0),
-    ],
-)
-def test_charged_by_this_try(origin: str, reused: bool, charged: int) -> None:
-    assert tasklog.charged_by_this_try(task(), origin=origin, reused=reused) == charged
+@pytest.mark.parametrize(("reused", "charged"), [(False, 14), (True, 0)])
+def test_charged_by_this_try(reused: bool, charged: int) -> None:
+    # Not reused: this try submitted it, or waited while it finished (and was charged).
+    # Reused: it had already succeeded when this try found it; an earlier try paid.
+    assert tasklog.charged_by_this_try(task(), reused=reused) == charged
 
 
 def test_submitted_names_key_and_reservation() -> None:
@@ -84,9 +77,7 @@ def test_waiting_never_shows_negative_seconds() -> None:
 
 def test_finished_reused_says_nothing_new_was_charged_and_lists_files() -> None:
     log = Recorder()
-    tasklog.finished(
-        log, task(), origin="resumed", reused=True, files=["/out/a.png"], output_path="/out"
-    )
+    tasklog.finished(log, task(), reused=True, files=["/out/a.png"], output_path="/out")
     assert log.lines == [
         "Generation task_1 succeeded: 0 credits charged by this try (an earlier try paid "
         "14 credits); 1 file(s) written to /out: /out/a.png"
@@ -95,10 +86,8 @@ def test_finished_reused_says_nothing_new_was_charged_and_lists_files() -> None:
 
 def test_finished_new_and_not_waited_for() -> None:
     log = Recorder()
-    tasklog.finished(log, task(), origin="submitted", reused=False, files=None, output_path=None)
-    tasklog.finished(
-        log, task("queued"), origin="submitted", reused=False, files=None, output_path=None
-    )
+    tasklog.finished(log, task(), reused=False, files=None, output_path=None)
+    tasklog.finished(log, task("queued"), reused=False, files=None, output_path=None)
     done, submitted_only = log.lines
     assert done == (
         "Generation task_1 succeeded: 14 credits charged by this try; no files written "
