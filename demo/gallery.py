@@ -133,20 +133,45 @@ def _article(folder: Path, thumbs: Path, card: AssetCard) -> str:
     else:
         picture = '<div class="missing">no image</div>'
     facts = {
-        "model": card.model,
         "params": json.dumps(dict(card.params)),
         "Rivya task": card.generation_id or "-",
-        "credits": "-" if card.credits is None else str(card.credits),
         "generation": _seconds(card.generation_seconds),
-        "Airflow task": f"{_seconds(card.task_seconds)}, try {card.tries}",
+        "Airflow task": f"generate[{card.name}], {_seconds(card.task_seconds)}, try {card.tries}",
     }
     rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items())
-    error = f'<p class="error">{html.escape(card.error)}</p>' if card.error else ""
+    credits = "" if card.credits is None else f" · {card.credits} credits"
     return (
         f'<article class="card {html.escape(card.status)}">{picture}'
-        f"<h2>{html.escape(card.name)} <span>{html.escape(card.status)}</span></h2>"
-        f'<p class="prompt">{html.escape(card.prompt)}</p>{error}<dl>{rows}</dl></article>'
+        f'<p class="prompt">{html.escape(card.prompt)}</p>'
+        f'<p class="asset"><strong>{html.escape(card.name)}</strong> · '
+        f"{html.escape(card.model)}{html.escape(credits)} "
+        f'<span class="status">{html.escape(card.status)}</span></p>'
+        f"{_what_to_do(card)}"
+        f"<details><summary>Technical details</summary><dl>{rows}</dl></details></article>"
     )
+
+
+def _what_to_do(card: AssetCard) -> str:
+    """Say, on a card that has no picture, what went wrong and what to do about it."""
+    if card.status == "succeeded":
+        return ""
+    if card.status == "not run":
+        advice = (
+            "It did not run: an earlier task failed (see the errors printed by the demo and "
+            "airflow.log in this folder)."
+        )
+    elif card.status in {"queued", "running", "waiting", "retrying"}:
+        advice = (
+            f"It was still {card.status} when the demo stopped: run the demo again with a "
+            "longer --timeout."
+        )
+    else:
+        advice = (
+            "What to do: fix what the error below names (the whole story is in airflow.log in "
+            "this folder), then run the demo again."
+        )
+    error = f'<p class="error">{html.escape(card.error)}</p>' if card.error else ""
+    return f'<p class="todo">{html.escape(advice)}</p>{error}'
 
 
 def _relative(path: Path, folder: Path) -> str:
@@ -168,11 +193,13 @@ main {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1f
 .card {{ background: #fff; border-radius: 10px; padding: 1rem; box-shadow: 0 1px 4px #0002; }}
 .card img {{ width: 100%; height: 240px; object-fit: contain; background: #eee;
   border-radius: 6px; }}
-.card h2 {{ font-size: 1.05rem; margin: .6rem 0 .2rem; }}
-.card h2 span {{ font-size: .8rem; font-weight: normal; padding: .1rem .5rem; border-radius: 1rem;
-  background: #d8f0dc; }}
-.card.failed h2 span {{ background: #f6d5d5; }}
-.prompt {{ font-style: italic; color: #444; }}
+.prompt {{ font-size: 1.05rem; margin: .6rem 0 .3rem; }}
+.asset {{ color: #555; font-size: .9rem; margin: 0 0 .4rem; }}
+.status {{ font-size: .8rem; padding: .1rem .5rem; border-radius: 1rem; background: #d8f0dc; }}
+.card:not(.succeeded) .status {{ background: #f6d5d5; }}
+.todo {{ font-size: .9rem; }}
+details {{ font-size: .85rem; color: #555; }}
+summary {{ cursor: pointer; }}
 .error {{ color: #a01616; font-family: monospace; font-size: .85rem; overflow-wrap: anywhere; }}
 .missing {{ height: 240px; display: grid; place-items: center; background: #eee; color: #888;
   border-radius: 6px; }}

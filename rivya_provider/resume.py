@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from rivya_provider import tasklog
 from rivya_provider.client import (
     GenerationRequest,
     GenerationTask,
@@ -114,6 +115,11 @@ class Submission:
     def is_new(self) -> bool:
         return self.origin == "submitted"
 
+    @property
+    def reused(self) -> bool:
+        """An earlier try's generation that had already succeeded: this try pays nothing."""
+        return not self.is_new and self.task.status is TaskStatus.SUCCEEDED
+
 
 def submit_or_resume(
     client: RivyaClient,
@@ -143,10 +149,11 @@ def submit_or_resume(
     stored = memory.generation(chain)
     earlier = _recorded_task(client, stored) if stored is not None else None
     if stored is not None and earlier is not None:
-        log.info("Found generation %s from an earlier try: %s", earlier.id, earlier.status)
+        key = chain.key(stored.link)
+        tasklog.found_again(log, earlier, how="resumed", idempotency_key=key)
         if earlier.status is not TaskStatus.FAILED:
             started = stored.submitted_at or started_at_of(earlier)
-            return Submission(earlier, stored.link, chain.key(stored.link), "resumed", started)
+            return Submission(earlier, stored.link, key, "resumed", started)
         first_link = stored.link + 1
     if before_new is not None:
         before_new()
@@ -158,12 +165,12 @@ def submit_or_resume(
         )
         if not (task.replayed or (stored is not None and task.id == stored.task_id)):
             memory.remember_generation(chain, link, task.id, sent_at)
-            log.info("Submitted generation %s (Idempotency-Key %s)", task.id, key)
+            tasklog.submitted(log, task, idempotency_key=key)
             return Submission(task, link, key, "submitted", sent_at)
         started = started_at_of(task)
         memory.remember_generation(chain, link, task.id, started)
         task = client.get_generation(task.id)
-        log.info("Rivya replayed generation %s for key %s: %s", task.id, key, task.status)
+        tasklog.found_again(log, task, how="replayed", idempotency_key=key)
         if task.status is not TaskStatus.FAILED:
             return Submission(task, link, key, "replayed", started)
     raise ChainExhaustedError(

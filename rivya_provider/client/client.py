@@ -254,7 +254,13 @@ class _WaitPlan:
         elapsed = self._clock() - self._started
         reported = task.reported_status or str(task.status)
         if reported != self._last_status:
-            log.info("Rivya task %s is %s after %.1fs", task.id, reported, elapsed)
+            log.info(
+                "Rivya task %s is %s after %.0fs of waiting, %.0fs left before the timeout",
+                task.id,
+                reported,
+                elapsed,
+                max(0.0, self._deadline - self._clock()),
+            )
             self._last_status = reported
         if task.status.is_terminal:
             if raise_on_failure:

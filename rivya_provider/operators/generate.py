@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 from pydantic import ValidationError
 
-from rivya_provider import checks
+from rivya_provider import checks, tasklog
 from rivya_provider.budget import budget_value, model_credits
 from rivya_provider.client import (
     FieldProblem,
@@ -249,11 +249,16 @@ class RivyaGenerateOperator(BaseOperator):
         )
         task = submission.task
         wire = request.to_wire()
-        RivyaResultLink.persist(
-            context, RivyaResultLink.url_for(task, base_url=self.hook.settings.base_url)
-        )
+        RivyaResultLink.persist(context, RivyaResultLink.url_for(task))
         if not self.wait_for_completion or task.status.is_terminal:
-            return self._finish(context, task, wire, submission.origin, submission.idempotency_key)
+            return self._finish(
+                context,
+                task,
+                wire,
+                submission.origin,
+                submission.idempotency_key,
+                reused=submission.reused,
+            )
         deadline = submission.started_at + _seconds(self.generation_timeout)
         first_delay = self.first_poll_delay if submission.is_new else 0.0
         if self.deferrable:
@@ -265,8 +270,16 @@ class RivyaGenerateOperator(BaseOperator):
                         context, task, wire, submission.origin, submission.idempotency_key
                     )
                 first_delay = self.poll_interval
-            self._defer(submission, wire, deadline, first_delay)
-        self.log.info("Waiting for generation %s in the worker (deferrable=False)", task.id)
+            self._defer(
+                submission, wire, deadline, first_delay, try_number=context["ti"].try_number
+            )
+        tasklog.waiting(
+            self.log,
+            generation_id=f"{task.id} in the worker",
+            status=task.reported_status or str(task.status),
+            elapsed=time.time() - submission.started_at,
+            left=deadline - time.time(),
+        )
         task = client.wait_for_generation(
             task.id,
             timeout=max(0.0, deadline - time.time()),
@@ -325,7 +338,13 @@ class RivyaGenerateOperator(BaseOperator):
             return task
 
     def _defer(
-        self, submission: Submission, wire: dict[str, Any], deadline: float, first_delay: float
+        self,
+        submission: Submission,
+        wire: dict[str, Any],
+        deadline: float,
+        first_delay: float,
+        *,
+        try_number: int,
     ) -> None:
         self.log.info(
             "Deferring: generation %s is %s; the triggerer polls it every %.1fs",
@@ -345,6 +364,9 @@ class RivyaGenerateOperator(BaseOperator):
                     "request": wire,
                     "origin": submission.origin,
                     "idempotency_key": submission.idempotency_key,
+                    # A later try resumed with this event (Airflow 3.0 does so after a failed
+                    # execute_complete) pays nothing new: the log must not say it did.
+                    "try_number": try_number,
                 },
             ),
             method_name="execute_complete",
@@ -363,6 +385,8 @@ class RivyaGenerateOperator(BaseOperator):
                     carry.get("request") or {"model": task.model},
                     carry.get("origin", "submitted"),
                     carry.get("idempotency_key"),
+                    reused=carry.get("try_number", context["ti"].try_number)
+                    != context["ti"].try_number,
                 )
             finally:
                 self.hook.close()
@@ -374,28 +398,26 @@ class RivyaGenerateOperator(BaseOperator):
         wire: dict[str, Any],
         origin: str,
         idempotency_key: str | None,
+        *,
+        reused: bool = False,
     ) -> dict[str, Any]:
         task.raise_for_failure()
         files = None
         if task.status is TaskStatus.SUCCEEDED:
-            RivyaResultLink.persist(
-                context, RivyaResultLink.url_for(task, base_url=self.hook.settings.base_url)
-            )
+            RivyaResultLink.persist(context, RivyaResultLink.url_for(task))
             if self.output_path:
                 files = copy_results(
                     self.hook.client, task, self.output_path, max_bytes=self.max_download_bytes
                 )
-                self.log.info("Copied %d result(s) to %s", len(files), self.output_path)
         manifest = GenerationManifest.describe(
             task, request=wire, origin=origin, idempotency_key=idempotency_key, files=files
         )
-        self.log.info(
-            "Generation %s %s (%s): %d credits charged, %s",
-            task.id,
-            task.status,
-            origin,
-            task.final_credits,
-            ", ".join(manifest.result_urls) or "no results yet",
+        tasklog.finished(
+            self.log,
+            task,
+            reused=reused,
+            files=None if files is None else [file.path for file in files],
+            output_path=self.output_path,
         )
         return manifest.model_dump(mode="json")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
-from rivya_provider import checks
+from rivya_provider import checks, tasklog
 from rivya_provider.client import GenerationTask, RivyaError
 from rivya_provider.client.errors import is_retryable
 from rivya_provider.exceptions import failing_fast
@@ -92,7 +92,12 @@ class RivyaGenerationSensor(BaseSensorOperator):
                 raise
         self._link(context, task)
         if not task.status.is_terminal:
-            self.log.info("Generation %s is %s", task.id, task.reported_status or task.status)
+            self.log.info(
+                "Waiting for generation %s: %s, %.0fs since it was submitted",
+                task.id,
+                task.reported_status or task.status,
+                max(0.0, time.time() - started_at_of(task)),
+            )
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(context, task))
 
@@ -108,7 +113,7 @@ class RivyaGenerationSensor(BaseSensorOperator):
             checks.raise_problems(checks.generation_id(self.generation_id), subject="inputs")
 
     def _link(self, context: Any, task: GenerationTask) -> None:
-        url = RivyaResultLink.url_for(task, base_url=self.hook.settings.base_url)
+        url = RivyaResultLink.url_for(task)
         # Poke mode calls this on every poke: store the link only when it changes.
         if url != getattr(self, "_linked_url", None):
             RivyaResultLink.persist(context, url)
@@ -119,5 +124,11 @@ class RivyaGenerationSensor(BaseSensorOperator):
         self._link(context, task)
         manifest = GenerationManifest.describe(
             task, request={"model": task.model}, origin="watched", idempotency_key=None
+        )
+        self.log.info(
+            "Generation %s %s: it cost %s; this sensor only watched it and charged nothing",
+            task.id,
+            task.status,
+            tasklog.credits(task.final_credits),
         )
         return manifest.model_dump(mode="json")

@@ -11,10 +11,12 @@ from typing import Any
 from airflow.providers.common.compat.sdk import conf
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from rivya_provider import tasklog
 from rivya_provider.client import RivyaError, bounded
 from rivya_provider.client._rules import poll_error_delay
 from rivya_provider.client.errors import is_retryable
 from rivya_provider.hooks.rivya import RivyaHook
+from rivya_provider.resume import started_at_of
 from rivya_provider.triggers.events import GenerationEvent
 
 
@@ -147,11 +149,12 @@ class RivyaGenerationTrigger(BaseTrigger):
                 # +-10 %: thousands of waits deferred together drift apart instead of polling
                 # in lockstep.
                 delay = self.poll_interval * random.uniform(0.9, 1.1)  # noqa: S311
-                self.log.info(
-                    "Generation %s is %s; %.0fs left before the deadline",
-                    task.id,
-                    last_status,
-                    max(0.0, self._remaining()),
+                tasklog.waiting(
+                    self.log,
+                    generation_id=task.id,
+                    status=last_status,
+                    elapsed=time.time() - started_at_of(task),
+                    left=self._remaining(),
                 )
             if self._remaining() <= 0:
                 return GenerationEvent(

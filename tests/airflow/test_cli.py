@@ -87,3 +87,38 @@ def test_connections_test_reports_the_rivya_error_for_a_bad_key(
     assert "api_key_invalid" in tested.stdout
     assert "requestId req_" in tested.stdout
     assert "rvya_sk_not_a_real_key" not in tested.stdout + tested.stderr
+
+
+def test_dags_test_logs_no_provider_module_error(cli_env: dict[str, str], tmp_path: Path) -> None:
+    # Airflow 3.3 imports each provider's distribution name as a module to find example DAGs
+    # (with [core] load_examples, on by default) and logs a traceback when that fails.
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "hello.py").write_text(
+        "from datetime import datetime\n"
+        "from airflow.sdk import DAG, task\n"
+        "with DAG('hello', schedule=None, start_date=datetime(2026, 1, 1)):\n"
+        "    task(lambda: 1, task_id='one')()\n"
+    )
+    env = {
+        **cli_env,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "True",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    }
+    assert airflow(env, "db", "migrate").returncode == 0
+
+    tested = subprocess.run(
+        [AIRFLOW, "dags", "test", "hello"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    output = tested.stdout + tested.stderr
+    assert tested.returncode == 0, output
+    assert "state=success" in output, output
+    assert "Could not load provider module" not in output
+    assert "airflow_provider_rivya" not in output

@@ -4,6 +4,7 @@ gallery. Checks what a user looks at: the exit code, the table, the failing task
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from html.parser import HTMLParser
@@ -57,6 +58,10 @@ def test_demo_runs_the_campaign_and_builds_the_gallery(
         "6 of 6 assets generated · 58 credits · placeholder images from the Rivya emulator" in page
     )
     assert len(gallery.links) == 2 * len(CAMPAIGN["assets"])  # a thumbnail and its image
+    # Each card leads with the picture and the prompt; technical fields sit in <details>.
+    for asset in CAMPAIGN["assets"]:
+        assert f'<p class="prompt">{html.escape(asset["prompt"])}</p>' in page
+    assert page.count("<details><summary>Technical details</summary>") == len(CAMPAIGN["assets"])
     for link in gallery.links:
         with Image.open(folder / link) as image:
             image.verify()
@@ -106,6 +111,7 @@ def test_demo_on_a_real_account_exits_non_zero_naming_the_failure_and_never_writ
         in (folder / "index.html").read_text()
     )
     assert gallery.links == []
+    assert "What to do: fix what the error below names" in (folder / "index.html").read_text()
     summary = json.loads(next(folder.glob("*/summary.json")).read_text())
     assert (summary["failed"], summary["credits"]) == (["hero-banner"], 0)
     written = [p for p in folder.rglob("*") if p.is_file()]

@@ -38,13 +38,23 @@ def test_retry_policy_fails_at_once_on_insufficient_credits(
 def test_retry_policy_rules_pick_the_documented_actions() -> None:
     from airflow.sdk import RetryAction
 
-    from rivya_provider.client import GenerationFailedError, RateLimitedError
+    from rivya_provider.client import (
+        GenerationFailedError,
+        InsufficientCreditsError,
+        RateLimitedError,
+        ServiceUnavailableError,
+    )
 
-    policy = load(RETRY_POLICY).RIVYA_RETRY_POLICY
+    (task,) = load(RETRY_POLICY).dag.tasks
+    policy = task.retry_policy
     limited = RateLimitedError(status_code=429, code="rate_limited", message="slow down")
+    paused = ServiceUnavailableError(status_code=503, code="api_disabled", message="paused")
+    broke = InsufficientCreditsError(status_code=402, code="insufficient_credits", message="0")
     failed = GenerationFailedError(task_id="task_1", code="generation_failed", message="no")
 
+    assert policy.evaluate(broke, 1, 4).action is RetryAction.FAIL
     assert policy.evaluate(limited, 1, 4).action is RetryAction.RETRY
     assert policy.evaluate(limited, 1, 4).retry_delay.total_seconds() == 600
+    assert policy.evaluate(paused, 1, 4).retry_delay.total_seconds() == 600
     assert policy.evaluate(failed, 1, 4).retry_delay.total_seconds() == 30
     assert policy.evaluate(RuntimeError("other"), 1, 4).action is RetryAction.DEFAULT

@@ -63,6 +63,19 @@ class BlockedOnFirstCopy(RivyaGenerateOperator):
 
 CALLBACKS: dict[str, Any] = {"on_failure_callback": record, "on_retry_callback": record}
 
+
+class LostAfterSubmitting(RivyaGenerateOperator):
+    """On the first try, submit without waiting, then fail, like a worker lost mid-wait."""
+
+    def execute(self, context: Any) -> Any:
+        first = context["ti"].try_number == 1
+        self.wait_for_completion = not first
+        manifest = super().execute(context)
+        if first:
+            raise RuntimeError("the worker was lost after submitting")
+        return manifest
+
+
 for deferrable in (True, False):
     with DAG(
         f"rivya_generate_{'deferred' if deferrable else 'polling'}",
@@ -112,6 +125,17 @@ with DAG("rivya_worker_dies", schedule=None, start_date=START):
         retry_delay=timedelta(0),
         **FAST,
         **CALLBACKS,
+    )
+
+with DAG("rivya_lost_after_submit", schedule=None, start_date=START):
+    LostAfterSubmitting(
+        task_id="generate",
+        model="flux-2-flex",
+        prompt="a lighthouse at dawn",
+        deferrable=False,
+        retries=1,
+        retry_delay=timedelta(0),
+        **FAST,
     )
 
 with DAG("rivya_copy_fails_once", schedule=None, start_date=START):

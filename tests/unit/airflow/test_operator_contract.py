@@ -457,15 +457,13 @@ class _RecordingTaskInstance:
         self.pushed[key] = value
 
 
-def test_result_link_opens_the_result_or_the_task_status() -> None:
+def test_result_link_opens_the_result_once_there_is_one() -> None:
     done = GenerationTask.model_validate(TASK_JSON)
-    assert RivyaResultLink.url_for(done, base_url="https://rivya.ai") == (
-        "https://cdn.example/r/a.png"
-    )
-    running = GenerationTask.model_validate({**TASK_JSON, "status": "processing", "result": None})
-    assert RivyaResultLink.url_for(running, base_url="http://127.0.0.1:9") == (
-        "http://127.0.0.1:9/api/v1/generations/task_abc"
-    )
+    assert RivyaResultLink.url_for(done) == "https://cdn.example/r/a.png"
+    # No link while it runs or after it failed: the API's status URL needs the API key.
+    for status in ("queued", "processing", "failed"):
+        task = GenerationTask.model_validate({**TASK_JSON, "status": status, "result": None})
+        assert RivyaResultLink.url_for(task) == "", status
     ti = _RecordingTaskInstance()
     RivyaResultLink.persist({"ti": ti}, "https://cdn.example/r/a.png")
     assert ti.pushed == {RivyaResultLink().xcom_key: "https://cdn.example/r/a.png"}
