@@ -13,6 +13,7 @@ import pytest
 
 from rivya_provider.client._rules import SENT_KEYS
 from rivya_provider.client.live_catalog import clear_catalog_cache
+from rivya_provider.client.timing import ESTIMATES
 
 pytest_plugins = ["tests.emulator_fixtures"]
 
@@ -40,10 +41,12 @@ os.environ.pop("AIRFLOW_CONN_RIVYA_DEFAULT", None)
 
 @pytest.fixture(autouse=True)
 def _fresh_model_catalogue() -> Iterator[None]:
-    """Each test reads Rivya's catalogue afresh and starts with no Idempotency-Key sent:
-    servers of earlier tests may reuse a port, and tests reuse keys."""
+    """Each test reads Rivya's catalogue afresh and starts with no Idempotency-Key sent and no
+    generation time learnt: servers of earlier tests may reuse a port, and tests reuse keys."""
     clear_catalog_cache()
     SENT_KEYS.clear()
+    ESTIMATES.clear()
     yield
     clear_catalog_cache()
     SENT_KEYS.clear()
+    ESTIMATES.clear()
