@@ -5,8 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test matrix demo lint typecheck docs docs-serve pytest e2e bench lock locks emulator clean \
-	screenshots
+.PHONY: test matrix demo lint typecheck docs docs-serve pytest e2e bench bench-all lock locks \
+	emulator clean screenshots
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,7 +60,12 @@ pytest: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e -p no:cacheprovider
 
+# The scale and latency table (docs/performance.md), about 8 minutes on 2 cores; `bench-all` adds
+# the storm, hostile-server and memory benchmarks.
 bench: $(STAMP)
+	$(BIN)/pytest tests/benchmarks/test_scale_table.py -s -p no:cacheprovider
+
+bench-all: $(STAMP)
 	$(BIN)/pytest tests/benchmarks -s -p no:cacheprovider
 
 emulator: $(STAMP)

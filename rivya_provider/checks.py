@@ -128,14 +128,22 @@ def generate_arguments(operator: Any) -> None:
     raise_problems(
         [
             *seconds("generation_timeout", operator.generation_timeout),
-            *seconds("poll_interval", operator.poll_interval),
-            *seconds("first_poll_delay", operator.first_poll_delay, zero=True),
+            *_unless_none(seconds, "poll_interval", operator.poll_interval),
+            *_unless_none(seconds, "first_poll_delay", operator.first_poll_delay, zero=True),
             *whole("max_download_bytes", operator.max_download_bytes, minimum=1),
             *file_sources("reference_files", operator.reference_files),
             *_unless_template(output_path, operator.output_path),
         ],
         subject=f"arguments of task {operator.task_id!r}",
     )
+
+
+def _unless_none(check: Any, name: str, value: Any, **options: Any) -> list[FieldProblem]:
+    """Check ``value`` unless it is ``None`` (the default: chosen for the user)."""
+    if value is None:
+        return []
+    result: list[FieldProblem] = check(name, value, **options)
+    return result
 
 
 def _unless_template(check: Any, value: Any) -> list[FieldProblem]:

@@ -14,6 +14,7 @@ import pytest
 from rivya_provider.client._rules import SENT_KEYS
 from rivya_provider.client.live_catalog import clear_catalog_cache
 from rivya_provider.client.pacing import forget_shared_state
+from rivya_provider.client.timing import ESTIMATES
 
 pytest_plugins = ["tests.emulator_fixtures"]
 
@@ -41,12 +42,15 @@ os.environ.pop("AIRFLOW_CONN_RIVYA_DEFAULT", None)
 
 @pytest.fixture(autouse=True)
 def _fresh_model_catalogue() -> Iterator[None]:
-    """Each test reads Rivya's catalogue afresh, starts with no Idempotency-Key sent and no
-    slowing down after 429s: servers of earlier tests may reuse a port, and tests reuse keys."""
+    """Each test reads Rivya's catalogue afresh, starts with no Idempotency-Key sent, no
+    slowing down after 429s and no generation time learnt: servers of earlier tests may reuse a
+    port, and tests reuse keys."""
     clear_catalog_cache()
     SENT_KEYS.clear()
     forget_shared_state()
+    ESTIMATES.clear()
     yield
     clear_catalog_cache()
     SENT_KEYS.clear()
     forget_shared_state()
+    ESTIMATES.clear()

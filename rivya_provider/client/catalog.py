@@ -142,6 +142,8 @@ class ModelSpec:
     )
     prompt_required: bool = True
     strict_params: bool = False
+    #: Seconds a generation is expected to take, where the live catalogue says.
+    expected_seconds: float | None = None
 
     def param(self, key: str) -> ParamSpec | None:
         return next((p for p in self.params if p.key == key), None)

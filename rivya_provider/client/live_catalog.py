@@ -97,6 +97,7 @@ def spec_from_info(info: ModelInfo) -> ModelSpec:
         file_limits=limits or dict(DEFAULT_FILE_LIMITS),
         prompt_required=documented.prompt_required if documented else False,
         strict_params=True,
+        expected_seconds=info.expected_seconds,
     )
 
 

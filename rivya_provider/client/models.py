@@ -350,13 +350,26 @@ class ReferenceMedia(_Response):
         return value
 
 
+#: Keys of a ``runtime`` object read as the expected generation time in seconds.
+_RUNTIME_SECONDS_KEYS = (
+    "expected_seconds",
+    "expectedSeconds",
+    "typical_seconds",
+    "typicalSeconds",
+    "avg_seconds",
+    "average_seconds",
+)
+
+
 class ModelInfo(_Response):
     """One model of ``GET /api/v1/models``; every field but ``id`` is optional."""
 
     id: str
     display_name: str | None = None
     category: str | None = None
-    runtime: str | None = None
+    #: How the model runs: a kind (``async_task``), or an object that may give its expected
+    #: duration in seconds (see :attr:`expected_seconds`).
+    runtime: str | dict[str, Any] | None = None
     base_credits: Credit | None = None
     billing_type: str | None = None
     supported_modes: list[str] = Field(default_factory=list)
@@ -372,6 +385,17 @@ class ModelInfo(_Response):
     file_kinds: list[str] = Field(default_factory=list)
     chat_capabilities: Any = None
     notices: list[Any] = Field(default_factory=list)
+
+    @property
+    def expected_seconds(self) -> float | None:
+        """Seconds a generation of this model is expected to take, where ``runtime`` says."""
+        if not isinstance(self.runtime, dict):
+            return None
+        for key in _RUNTIME_SECONDS_KEYS:
+            value = self.runtime.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+                return float(value)
+        return None
 
     @field_validator(
         "supported_modes",

@@ -27,6 +27,7 @@ from rivya_provider.client import (
 from rivya_provider.client._rules import normalise_base_url
 from rivya_provider.client.bounded import Limits
 from rivya_provider.client.safety import check_api_key, register_secret
+from rivya_provider.hooks._shared_settings import shared_lookup
 
 _LOOPBACK_NAMES = {"localhost"}
 
@@ -287,7 +288,7 @@ class RivyaHook(BaseHook):
 
     async def aget_client(self) -> AsyncRivyaClient:
         """Return the async client shared per event loop and Connection settings."""
-        return shared_async_client(await self.aget_settings())
+        return shared_async_client(await shared_lookup(self.rivya_conn_id, self.aget_settings))
 
     def close(self) -> None:
         """Close the blocking client's connections, if it was ever built."""

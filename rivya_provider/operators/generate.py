@@ -19,8 +19,6 @@ from rivya_provider.client import (
     GenerationRequest,
     GenerationTask,
     RequestValidationError,
-    RivyaClient,
-    RivyaError,
     TaskStatus,
     validate_generation,
 )
@@ -31,12 +29,13 @@ from rivya_provider.client.catalog import (
     pydantic_problems,
 )
 from rivya_provider.client.downloads import DEFAULT_MAX_DOWNLOAD_BYTES
-from rivya_provider.client.errors import is_retryable
+from rivya_provider.client.timing import PollSchedule, learn
 from rivya_provider.exceptions import failing_fast
 from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.idempotency import KeyChain, input_fingerprint
 from rivya_provider.links import RivyaResultLink
 from rivya_provider.manifest import GenerationManifest
+from rivya_provider.operators._polling import look_before_deferring, poll_schedule
 from rivya_provider.operators._references import (
     FileSource,
     ReferenceFile,
@@ -48,10 +47,8 @@ from rivya_provider.operators.budget import budget_task_ids, check_generation_bu
 from rivya_provider.outputs import copy_results
 from rivya_provider.resume import Submission, TaskMemory, submit_or_resume
 from rivya_provider.triggers.events import read_event
-from rivya_provider.triggers.generation import RivyaGenerationTrigger, deferred_first_poll_min
+from rivya_provider.triggers.generation import RivyaGenerationTrigger, fire_guard
 
-#: The longest first-poll delay spent in the worker before deferring (longer ones defer at once).
-WORKER_LOOK_MAX_SECONDS = 10.0
 #: How long a create waits out a conflict when the body may differ from an earlier try's.
 UNSURE_CONFLICT_WAIT_SECONDS = 60.0
 
@@ -133,12 +130,16 @@ class RivyaGenerateOperator(BaseOperator):
     :param generation_timeout: seconds (or timedelta) from the generation's submission (local
         clock) after which waiting fails with ``GenerationTimeoutError``; retries do not
         extend it.
-    :param poll_interval: seconds between status polls.
-    :param first_poll_delay: seconds between submitting and the first poll. A deferrable task
-        makes this poll in the worker when it is at most 10 s, so a quick generation finishes
-        without deferring; a deferred wait reports a result no sooner than
-        ``[workers] min_heartbeat_interval`` after deferring, to stay clear of an Airflow 3.3
-        race.
+    :param poll_interval: seconds between status polls; by default (``None``) they follow the
+        model's expected generation time (a hint in Rivya's ``/models``, else the durations
+        seen so far in this process): dense around the expected end, sparser the longer the
+        wait, at most 30 s apart.
+    :param first_poll_delay: seconds between submitting and the first poll; by default
+        (``None``) 80 % of the expected generation time, or 2.5 s when nothing is known yet. A
+        deferrable task makes the polls due within 10 s of submitting in the worker, so a quick
+        generation finishes without deferring; a trigger that could fire within
+        ``[workers] min_heartbeat_interval`` of deferring holds a result back for the rest of
+        that window, to stay clear of an Airflow 3.3 race.
     :param output_path: folder (ObjectStoragePath URI or local path) to copy results to, as
         ``<generation id>-<n>.<ext>``; the manifest then lists the copies.
     :param max_download_bytes: size cap of each copied result.
@@ -187,8 +188,8 @@ class RivyaGenerateOperator(BaseOperator):
         wait_for_completion: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         generation_timeout: float | timedelta = 1800.0,
-        poll_interval: float = 5.0,
-        first_poll_delay: float = 2.5,
+        poll_interval: float | None = None,
+        first_poll_delay: float | None = None,
         output_path: str | None = None,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         fresh_generation_on_retry: bool = False,
@@ -260,18 +261,36 @@ class RivyaGenerateOperator(BaseOperator):
                 reused=submission.reused,
             )
         deadline = submission.started_at + _seconds(self.generation_timeout)
-        first_delay = self.first_poll_delay if submission.is_new else 0.0
+        schedule = poll_schedule(
+            base_url=client.config.base_url,
+            model=self.model,
+            catalog=catalog,
+            poll_interval=self.poll_interval,
+            first_poll_delay=self.first_poll_delay,
+        )
+        first_delay = schedule.first() if submission.is_new else 0.0
         if self.deferrable:
-            if submission.is_new and first_delay <= WORKER_LOOK_MAX_SECONDS:
+            if submission.is_new:
                 # A quick generation is finished here, without a trip through the triggerer.
-                task = self._look_before_deferring(client, task, first_delay)
+                look = look_before_deferring(
+                    client,
+                    task,
+                    schedule=schedule,
+                    submitted_at=submission.started_at,
+                    log=self.log,
+                )
+                task, first_delay = look.task, look.first_delay
                 if task.status.is_terminal:
                     return self._finish(
                         context, task, wire, submission.origin, submission.idempotency_key
                     )
-                first_delay = self.poll_interval
             self._defer(
-                submission, wire, deadline, first_delay, try_number=context["ti"].try_number
+                submission,
+                wire,
+                deadline,
+                first_delay,
+                schedule,
+                try_number=context["ti"].try_number,
             )
         tasklog.waiting(
             self.log,
@@ -286,6 +305,13 @@ class RivyaGenerateOperator(BaseOperator):
             poll_interval=self.poll_interval,
             first_delay=first_delay,
         )
+        if submission.is_new:
+            learn(
+                task,
+                base_url=client.config.base_url,
+                submitted_at=submission.started_at,
+                now=time.time(),
+            )
         return self._finish(context, task, wire, submission.origin, submission.idempotency_key)
 
     def _budget(self) -> int | float | None:
@@ -324,33 +350,22 @@ class RivyaGenerateOperator(BaseOperator):
             return wait
         return min(wait, UNSURE_CONFLICT_WAIT_SECONDS)
 
-    def _look_before_deferring(
-        self, client: RivyaClient, task: GenerationTask, delay: float
-    ) -> GenerationTask:
-        """Poll once in the worker after ``delay``; a transient failure just means "defer"."""
-        time.sleep(delay)
-        try:
-            return client.get_generation(task.id)
-        except RivyaError as exc:
-            if not is_retryable(exc):
-                raise
-            self.log.info("Could not check generation %s before deferring: %s", task.id, exc)
-            return task
-
     def _defer(
         self,
         submission: Submission,
         wire: dict[str, Any],
         deadline: float,
         first_delay: float,
+        schedule: PollSchedule,
         *,
         try_number: int,
     ) -> None:
         self.log.info(
-            "Deferring: generation %s is %s; the triggerer polls it every %.1fs",
+            "Deferring: generation %s is %s; the triggerer polls it in %.1fs, then %s",
             submission.task.id,
             submission.task.status,
-            self.poll_interval,
+            first_delay,
+            "adaptively" if schedule.adaptive else f"every {schedule.interval:.1f}s",
         )
         self.defer(
             trigger=RivyaGenerationTrigger(
@@ -359,7 +374,10 @@ class RivyaGenerateOperator(BaseOperator):
                 rivya_conn_id=self.rivya_conn_id,
                 poll_interval=self.poll_interval,
                 first_delay=first_delay,
-                fire_not_before=time.time() + deferred_first_poll_min(),
+                fire_not_before=fire_guard(first_delay=first_delay),
+                model=self.model,
+                expected_seconds=schedule.expected,
+                submitted_at=submission.started_at if submission.is_new else None,
                 carry={
                     "request": wire,
                     "origin": submission.origin,

@@ -18,7 +18,7 @@ from rivya_provider.links import RivyaResultLink
 from rivya_provider.manifest import GenerationManifest
 from rivya_provider.resume import started_at_of
 from rivya_provider.triggers.events import read_event
-from rivya_provider.triggers.generation import RivyaGenerationTrigger, deferred_first_poll_min
+from rivya_provider.triggers.generation import RivyaGenerationTrigger, fire_guard
 
 
 class RivyaGenerationSensor(BaseSensorOperator):
@@ -75,7 +75,7 @@ class RivyaGenerationSensor(BaseSensorOperator):
                     rivya_conn_id=self.rivya_conn_id,
                     poll_interval=float(self.poke_interval),
                     first_delay=float(self.poke_interval),
-                    fire_not_before=time.time() + deferred_first_poll_min(),
+                    fire_not_before=fire_guard(first_delay=float(self.poke_interval)),
                 ),
                 method_name="execute_complete",
             )

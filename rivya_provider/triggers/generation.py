@@ -12,7 +12,7 @@ from airflow.providers.common.compat.sdk import conf
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from rivya_provider import tasklog
-from rivya_provider.client import RivyaError, bounded
+from rivya_provider.client import RivyaError, bounded, timing
 from rivya_provider.client._rules import poll_error_delay
 from rivya_provider.client.errors import is_retryable
 from rivya_provider.hooks.rivya import RivyaHook
@@ -31,6 +31,21 @@ def deferred_first_poll_min() -> float:
     return float(conf.getfloat("workers", "min_heartbeat_interval", fallback=5.0))
 
 
+def fire_guard(*, first_delay: float, now: float | None = None) -> float | None:
+    """Return the trigger's ``fire_not_before`` for a wait deferred ``now``, where one is needed.
+
+    A trigger whose first poll comes after the window cannot fire inside it: no guard, so
+    nothing is held back.
+
+    :param first_delay: seconds from deferring to the trigger's first poll.
+    :param now: Unix time of deferring (default: now).
+    """
+    window = deferred_first_poll_min()
+    if first_delay >= window:
+        return None
+    return (time.time() if now is None else now) + window
+
+
 class RivyaGenerationTrigger(BaseTrigger):
     """Poll a Rivya generation without holding a worker slot; yield exactly one event.
 
@@ -40,7 +55,9 @@ class RivyaGenerationTrigger(BaseTrigger):
     :param generation_id: the Rivya task id (``task_...``).
     :param deadline: Unix time after which the wait ends with a ``timeout`` event.
     :param rivya_conn_id: the Airflow Connection holding the API key.
-    :param poll_interval: seconds between polls.
+    :param poll_interval: seconds between polls; ``None`` adapts them to the model's expected
+        generation time (:mod:`rivya_provider.client.timing`): dense around the expected end,
+        sparser the longer the wait.
     :param first_delay: seconds before the first poll.
     Transient poll failures (429, 5xx, network) never end the wait before the deadline: the
     generation may be paid. Polling backs off from ``poll_interval`` meanwhile, never sooner than
@@ -50,6 +67,12 @@ class RivyaGenerationTrigger(BaseTrigger):
         summary there, so the resumed task can describe it).
     :param fire_not_before: Unix time before which a finished generation is held back (see
         :func:`deferred_first_poll_min`); polling itself may start earlier.
+    :param model: the model id, whose running estimate (kept in the triggerer's process and
+        updated by every wait there) paces adaptive polls.
+    :param expected_seconds: the expected generation time the deferring task knew, used when
+        the triggerer has no estimate of its own for the model.
+    :param submitted_at: local Unix time the generation was submitted, if this wait submitted
+        it (adaptive intervals grow with the time since; the observed duration is learnt).
     """
 
     def __init__(
@@ -58,19 +81,25 @@ class RivyaGenerationTrigger(BaseTrigger):
         generation_id: str,
         deadline: float,
         rivya_conn_id: str = RivyaHook.default_conn_name,
-        poll_interval: float = 5.0,
+        poll_interval: float | None = 5.0,
         first_delay: float = 0.0,
         carry: dict[str, Any] | None = None,
         fire_not_before: float | None = None,
+        model: str | None = None,
+        expected_seconds: float | None = None,
+        submitted_at: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.generation_id = generation_id
         self.deadline = float(deadline)
         self.rivya_conn_id = rivya_conn_id
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = None if poll_interval is None else float(poll_interval)
         self.first_delay = float(first_delay)
         self.carry = dict(carry or {})
         self.fire_not_before = None if fire_not_before is None else float(fire_not_before)
+        self.model = model
+        self.expected_seconds = None if expected_seconds is None else float(expected_seconds)
+        self.submitted_at = None if submitted_at is None else float(submitted_at)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -83,6 +112,9 @@ class RivyaGenerationTrigger(BaseTrigger):
                 "first_delay": self.first_delay,
                 "carry": self.carry,
                 "fire_not_before": self.fire_not_before,
+                "model": self.model,
+                "expected_seconds": self.expected_seconds,
+                "submitted_at": self.submitted_at,
             },
         )
 
@@ -105,6 +137,19 @@ class RivyaGenerationTrigger(BaseTrigger):
     async def _pause(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, min(seconds, self._remaining())))
 
+    def _schedule(self, base_url: str) -> timing.PollSchedule:
+        own = timing.expected_seconds(base_url=base_url, model=self.model, hint=None)
+        return timing.PollSchedule(
+            expected=own if own is not None else self.expected_seconds,
+            interval=self.poll_interval,
+        )
+
+    def _elapsed(self, started: float) -> float:
+        """Seconds since submitting (or, when unknown, since this wait began)."""
+        if self.submitted_at is not None:
+            return time.time() - self.submitted_at
+        return time.monotonic() - started
+
     async def watch(self) -> GenerationEvent:
         """Poll until the generation ends, the deadline passes or an error cannot be waited out."""
         started = time.monotonic()
@@ -112,6 +157,7 @@ class RivyaGenerationTrigger(BaseTrigger):
             client = await RivyaHook(rivya_conn_id=self.rivya_conn_id).aget_client()
         except RivyaError as exc:
             return GenerationEvent.from_error(self.generation_id, exc)
+        schedule = self._schedule(client.config.base_url)
         await self._pause(self.first_delay)
         errors = 0
         last_status, last_failure = "unknown", ""
@@ -129,7 +175,10 @@ class RivyaGenerationTrigger(BaseTrigger):
                     return GenerationEvent.from_error(self.generation_id, exc)
                 errors += 1
                 delay = poll_error_delay(
-                    errors, interval=self.poll_interval, error=exc, policy=client.config.retry
+                    errors,
+                    interval=schedule.next_delay(elapsed=self._elapsed(started)),
+                    error=exc,
+                    policy=client.config.retry,
                 )
                 last_failure = f" (last poll failed: {exc})"
                 self.log.warning(
@@ -145,10 +194,17 @@ class RivyaGenerationTrigger(BaseTrigger):
                 errors, last_failure = 0, ""
                 last_status = task.reported_status or str(task.status)
                 if task.status.is_terminal:
+                    timing.learn(
+                        task,
+                        base_url=client.config.base_url,
+                        submitted_at=self.submitted_at,
+                        now=time.time(),
+                    )
                     return GenerationEvent.finished(task)
                 # +-10 %: thousands of waits deferred together drift apart instead of polling
                 # in lockstep.
-                delay = self.poll_interval * random.uniform(0.9, 1.1)  # noqa: S311
+                delay = schedule.next_delay(elapsed=self._elapsed(started))
+                delay *= random.uniform(0.9, 1.1)  # noqa: S311
                 tasklog.waiting(
                     self.log,
                     generation_id=task.id,

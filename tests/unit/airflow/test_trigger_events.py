@@ -130,6 +130,9 @@ def test_serialize_gives_the_dotted_path_and_plain_values(
         "first_delay": 0.0,
         "carry": carry,
         "fire_not_before": None,
+        "model": None,
+        "expected_seconds": None,
+        "submitted_at": None,
     }
     assert _is_plain_json(kwargs)
     assert json.loads(json.dumps(kwargs)) == kwargs
