@@ -13,10 +13,13 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 from pydantic import ValidationError
 
 from rivya_provider import checks
+from rivya_provider.assets import annotate_outlet_events
 from rivya_provider.client import (
     FieldProblem,
+    GenerationFailedError,
     GenerationRequest,
     GenerationTask,
+    GenerationTimeoutError,
     RequestValidationError,
     RivyaClient,
     RivyaError,
@@ -36,6 +39,7 @@ from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.idempotency import KeyChain, input_fingerprint
 from rivya_provider.links import RivyaResultLink
 from rivya_provider.manifest import GenerationManifest
+from rivya_provider.operators._lineage import GenerationLineage
 from rivya_provider.operators._references import (
     FileSource,
     ReferenceFile,
@@ -98,7 +102,7 @@ def _item_list(value: Any, field: str) -> list[dict[str, Any]]:
     return [dict(item) for item in value]
 
 
-class RivyaGenerateOperator(BaseOperator):
+class RivyaGenerateOperator(GenerationLineage, BaseOperator):
     """Generate media with a Rivya model and return a small JSON manifest of the result.
 
     Inputs are rendered, then checked locally (prompt, params, reference counts, file types and
@@ -144,6 +148,11 @@ class RivyaGenerateOperator(BaseOperator):
     :param validate: check inputs against Rivya's live model catalogue (``/models``, or the
         built-in one when it cannot be read) before anything is spent; turn off to leave every
         check to Rivya.
+
+    With Asset ``outlets``, each Asset's event gets ``generation_id``, ``model``, ``files`` and
+    ``credits`` in its ``extra``. With the ``openlineage`` extra installed, the task emits
+    OpenLineage events: reference files and items in, copied results out, and a
+    ``rivyaGeneration`` run facet.
     """
 
     template_fields: Sequence[str] = (
@@ -210,6 +219,9 @@ class RivyaGenerateOperator(BaseOperator):
         with failing_fast():
             try:
                 return self._execute(context)
+            except (GenerationFailedError, GenerationTimeoutError) as exc:
+                self._remember_error(exc)
+                raise
             finally:
                 self.hook.close()
 
@@ -230,6 +242,7 @@ class RivyaGenerateOperator(BaseOperator):
             conflict_wait=self._conflict_wait(memory, files),
         )
         task = submission.task
+        self._remember(task, submission.origin)
         wire = request.to_wire()
         RivyaResultLink.persist(
             context, RivyaResultLink.url_for(task, base_url=self.hook.settings.base_url)
@@ -317,8 +330,17 @@ class RivyaGenerateOperator(BaseOperator):
         with failing_fast():
             try:
                 checked = read_event(event)
-                task = checked.result()
                 carry = checked.carry
+                self._lineage_known = {
+                    "generation_id": checked.generation_id,
+                    "origin": carry.get("origin", "submitted"),
+                    "status": (checked.task or {}).get("status") or checked.last_status,
+                }
+                try:
+                    task = checked.result()
+                except (GenerationFailedError, GenerationTimeoutError) as exc:
+                    self._remember_error(exc)
+                    raise
                 return self._finish(
                     context,
                     task,
@@ -337,6 +359,7 @@ class RivyaGenerateOperator(BaseOperator):
         origin: str,
         idempotency_key: str | None,
     ) -> dict[str, Any]:
+        self._remember(task, origin)
         task.raise_for_failure()
         files = None
         if task.status is TaskStatus.SUCCEEDED:
@@ -359,7 +382,9 @@ class RivyaGenerateOperator(BaseOperator):
             task.final_credits,
             ", ".join(manifest.result_urls) or "no results yet",
         )
-        return manifest.model_dump(mode="json")
+        annotate_outlet_events(context, self.outlets, manifest)
+        self._lineage_returned = manifest.model_dump(mode="json")
+        return self._lineage_returned
 
     def _checked_inputs(self) -> tuple[list[dict[str, Any]], list[ReferenceFile]]:
         """Check the rendered inputs and reference files; nothing is sent yet."""
