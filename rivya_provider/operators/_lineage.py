@@ -17,6 +17,7 @@ from rivya_provider.client import (
 )
 from rivya_provider.client.catalog import REFERENCE_ITEMS_PARAM
 from rivya_provider.operators._references import as_source_list
+from rivya_provider.triggers.events import GenerationEvent
 
 if TYPE_CHECKING:
     from rivya_provider.lineage import Lineage
@@ -46,6 +47,14 @@ class GenerationLineage:
             "origin": origin,
             "reserved_credits": task.reserved_credits,
             "charged_credits": task.final_credits,
+        }
+
+    def _remember_event(self, event: GenerationEvent) -> None:
+        """Keep what the trigger's event says about the generation, before acting on it."""
+        self._lineage_known = {
+            "generation_id": event.generation_id,
+            "origin": event.carry.get("origin", "submitted"),
+            "status": (event.task or {}).get("status") or event.last_status,
         }
 
     def _remember_error(self, exc: GenerationFailedError | GenerationTimeoutError) -> None:

@@ -330,17 +330,9 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
         with failing_fast():
             try:
                 checked = read_event(event)
+                self._remember_event(checked)
+                task = checked.result()
                 carry = checked.carry
-                self._lineage_known = {
-                    "generation_id": checked.generation_id,
-                    "origin": carry.get("origin", "submitted"),
-                    "status": (checked.task or {}).get("status") or checked.last_status,
-                }
-                try:
-                    task = checked.result()
-                except (GenerationFailedError, GenerationTimeoutError) as exc:
-                    self._remember_error(exc)
-                    raise
                 return self._finish(
                     context,
                     task,
@@ -348,6 +340,9 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
                     carry.get("origin", "submitted"),
                     carry.get("idempotency_key"),
                 )
+            except (GenerationFailedError, GenerationTimeoutError) as exc:
+                self._remember_error(exc)
+                raise
             finally:
                 self.hook.close()
 

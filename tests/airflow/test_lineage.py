@@ -30,6 +30,7 @@ from tests.airflow.examples import (
 )
 from tests.airflow.test_marketing_refresh import asset_events
 from tests.airflow_compat import broken_in_airflow
+from tests.emulator_fixtures import EmulatorFactory
 from tests.media import write_image
 
 DAG_FILE = Path(__file__).parent / "lineage_dags" / "rivya_lineage.py"
@@ -112,11 +113,13 @@ def photos(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_complete_events_carry_the_references_the_copied_results_and_the_run_facet(
-    emulator: RunningEmulator,
+    emulator_factory: EmulatorFactory,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     photos: tuple[Path, Path],
 ) -> None:
+    # Still processing when the deferrable task first looks: it defers.
+    emulator = emulator_factory(processing_seconds=1.5)
     connect_rivya_default(monkeypatch, emulator)
     photo, sketch = photos
     events = tmp_path / "lineage.jsonl"
@@ -155,6 +158,15 @@ def test_complete_events_carry_the_references_the_copied_results_and_the_run_fac
     assert names(start["inputs"]) == names(complete["inputs"])
     assert start["run"]["facets"]["rivyaGeneration"]["model"] == "flux-2-flex"
     assert start["run"]["runId"] == complete["run"]["runId"]
+    # A deferred generation's COMPLETE event comes from the resumed task, with the same facts.
+    deferred = xcom(run, "generate_deferred")
+    resumed = emitted(events, "rivya_lineage.generate_deferred", "COMPLETE")
+    assert names(resumed["inputs"]) == [uploaded]
+    assert names(resumed["outputs"]) == [local(f["path"]) for f in deferred["files"]]
+    resumed_facet = resumed["run"]["facets"]["rivyaGeneration"]
+    assert_valid_facet(resumed_facet)
+    assert resumed_facet["generationId"] == deferred["generation_id"]
+    assert resumed_facet["status"] == "succeeded"
     assert emulator.api_key not in events.read_text()
 
 
@@ -165,7 +177,7 @@ def test_a_failed_generation_emits_a_fail_event_with_what_was_known(
     photos: tuple[Path, Path],
 ) -> None:
     connect_rivya_default(monkeypatch, emulator)
-    emulator.set_faults(fail_next_tasks=1)
+    emulator.set_faults(fail_next_tasks=2)
     photo, sketch = photos
     events = tmp_path / "lineage.jsonl"
     conf = {"photo": str(photo), "sketch": str(sketch), "output_dir": str(tmp_path / "out")}
@@ -173,17 +185,21 @@ def test_a_failed_generation_emits_a_fail_event_with_what_was_known(
     result = run_with_lineage("rivya_lineage", conf, events)
 
     assert result["tasks"]["generate[-1]"][0] == "failed", result
+    assert result["tasks"]["generate_deferred[-1]"][0] == "failed", result
     failed = emitted(events, "rivya_lineage.generate", "FAIL")
     assert names(failed["inputs"])[0] == local(str(sketch))
-    assert failed["outputs"] == []
-    facet = failed["run"]["facets"]["rivyaGeneration"]
-    assert_valid_facet(facet)
-    assert facet["model"] == "flux-2-flex"
-    assert facet["status"] == "failed"
-    assert facet["origin"] == "submitted"
-    with RivyaClient(api_key=emulator.api_key, base_url=emulator.base_url) as client:
-        assert client.get_generation(facet["generationId"]).status == "failed"
-    assert facet["chargedCredits"] == 0
+    # Both generations failed: one while the worker waited, one in the triggerer.
+    for task in ("generate", "generate_deferred"):
+        failed = emitted(events, f"rivya_lineage.{task}", "FAIL")
+        assert failed["outputs"] == []
+        facet = failed["run"]["facets"]["rivyaGeneration"]
+        assert_valid_facet(facet)
+        assert facet["model"] == "flux-2-flex"
+        assert facet["status"] == "failed", task
+        assert facet["origin"] == "submitted"
+        with RivyaClient(api_key=emulator.api_key, base_url=emulator.base_url) as client:
+            assert client.get_generation(facet["generationId"]).status == "failed"
+        assert facet["chargedCredits"] == 0  # a failed generation costs nothing
     assert not (tmp_path / "out").exists()
 
 

@@ -1,7 +1,8 @@
 """Test DAGs for the operators' OpenLineage and Asset events (tests/airflow/test_lineage.py).
 
 ``rivya_lineage``: an upload feeds a generation that also uploads a file of its own and copies
-its result to ``output_dir``. ``rivya_asset_outlets``: one generation with two Asset outlets.
+its result to ``output_dir``, and a deferrable generation. ``rivya_asset_outlets``: one
+generation with two Asset outlets.
 """
 
 from __future__ import annotations
@@ -33,6 +34,17 @@ with DAG(
         deferrable=False,
         poll_interval=0.2,
         first_poll_delay=0.1,
+    )
+    # Waits in the triggerer: its events come from the resumed task (execute_complete).
+    RivyaGenerateOperator(
+        task_id="generate_deferred",
+        model="flux-2-flex",
+        prompt="The product on a beach",
+        reference_items=upload.output,
+        output_path="{{ params.output_dir }}/deferred",
+        deferrable=True,
+        poll_interval=0.2,
+        first_poll_delay=0,  # one look in the worker, then (still running) defer
     )
 
 with DAG(
