@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import attr
-from airflow.providers.common.compat.sdk import ObjectStoragePath
 from airflow.providers.openlineage.extractors import OperatorLineage
 from openlineage.client.event_v2 import Dataset
 from openlineage.client.facet_v2 import RunFacet
@@ -67,16 +66,21 @@ def run_facet_schema() -> dict[str, Any]:
 def path_dataset(source: str) -> Dataset:
     """Name a file given as a local path or ObjectStoragePath URI.
 
-    :param source: ``/data/a.png``, ``file:///data/a.png``, ``s3://bucket/key``...
+    Only the text is read: naming needs no filesystem (nor the provider of ``s3://``...).
+
+    :param source: ``/data/a.png``, ``file:///data/a.png``, ``s3://bucket/key``,
+        ``s3://conn_id@bucket/key``...
     """
-    path = ObjectStoragePath(source)
-    protocol = path.protocol or "file"
-    if protocol in ("file", "local"):
+    parts = urlsplit(source)
+    scheme = parts.scheme.lower()
+    # A connection id in the authority (ObjectStoragePath's ``conn_id@bucket``) is no part of it.
+    authority = parts.netloc.rpartition("@")[2]
+    if scheme in ("", "file", "local"):
+        path = parts.path if scheme else source
         # A local path means something only on the machine that read or wrote it.
-        return Dataset(namespace=f"file://{socket.gethostname()}", name=path.path)
+        return Dataset(namespace=f"file://{authority or socket.gethostname()}", name=path)
     # Object stores: the bucket (or container) is the authority, the object key the name.
-    bucket, _, key = path.path.partition("/")
-    return Dataset(namespace=f"{protocol}://{bucket}", name=key or "/")
+    return Dataset(namespace=f"{scheme}://{authority}", name=parts.path.lstrip("/") or "/")
 
 
 def url_dataset(url: str) -> Dataset:

@@ -27,6 +27,7 @@ HOST = socket.gethostname()
         ("file:///data/in/photo.png", f"file://{HOST}", "/data/in/photo.png"),
         ("s3://brand-assets/2026/photo.png", "s3://brand-assets", "2026/photo.png"),
         ("gs://bucket/a/b.webp", "gs://bucket", "a/b.webp"),
+        ("s3://aws_marketing@brand-assets/photo.png", "s3://brand-assets", "photo.png"),
     ],
 )
 def test_files_are_named_by_scheme_and_authority_then_path(
