@@ -11,9 +11,11 @@ Shows generation at scale with dynamic task mapping:
   pay for.
 - ``generate`` is one mapped ``RivyaGenerateOperator`` instance per asset (named after the asset
   in the UI). Each waits in the triggerer, is billed once even when retried, and copies its
-  image to ``<output_root>/<run date>/<asset>/``, any ``ObjectStoragePath`` (local, ``s3://``...).
-  ``max_active_tis_per_dag`` bounds how many generations are in flight; see the docs on pools and
-  rate limits before raising it.
+  image to ``<output_root>/<run date>/<run id>/<asset>/``, any ``ObjectStoragePath`` (local,
+  ``s3://``...): the run id keeps two runs of one day apart. Each also records an event of the
+  Asset ``rivya_marketing_images`` whose ``extra`` says which generation, model, files and
+  credits. ``max_active_tis_per_dag`` bounds how many generations are in flight; see the docs on
+  pools and rate limits before raising it.
 - ``summarise`` runs even when some (or all) assets failed, writes ``summary.json`` (assets, credits
   spent, failures) next to the images and, when every asset succeeded, publishes the Airflow Asset
   ``rivya_marketing_assets`` with the folder in the event's ``extra``. It fails the run when any
@@ -50,12 +52,14 @@ from rivya_provider.client import (
 from rivya_provider.exceptions import failing_fast
 from rivya_provider.operators.budget import RivyaCreditBudgetOperator
 from rivya_provider.operators.generate import RivyaGenerateOperator
+from rivya_provider.outputs import folder_name
 
 # ALL_DONE_MIN_ONE_SUCCESS came with Airflow 3.1; on 3.0 the summary runs after any outcome.
 SUMMARY_RULE = getattr(TriggerRule, "ALL_DONE_MIN_ONE_SUCCESS", TriggerRule.ALL_DONE)
 
 # --8<-- [start:dag]
 MARKETING_ASSETS = Asset("rivya_marketing_assets")
+MARKETING_IMAGES = Asset("rivya_marketing_images")
 CAMPAIGN_FILE = Path(__file__).with_name("campaign.json")
 DEFAULT_ROOT = os.environ.get(
     "RIVYA_ASSETS_ROOT", os.path.join(tempfile.gettempdir(), "rivya-assets")
@@ -107,6 +111,11 @@ def run_day(dag_run: Any) -> str:
     return (dag_run.logical_date or dag_run.run_after).date().isoformat()
 
 
+def run_folder(output_root: str, dag_run: Any) -> ObjectStoragePath:
+    """Return the run's own folder, ``<output_root>/<run date>/<run id>``."""
+    return ObjectStoragePath(output_root) / run_day(dag_run) / folder_name(dag_run.run_id)
+
+
 with DAG(
     dag_id="rivya_marketing_refresh",
     schedule="@daily",
@@ -126,14 +135,14 @@ with DAG(
         """Read and check the campaign; return one set of operator arguments per asset."""
         with failing_fast():  # an invalid campaign fails at once: retrying cannot fix it
             campaign = checked_campaign(ObjectStoragePath(params["campaign"]).read_text())
-        day = ObjectStoragePath(params["output_root"]) / run_day(dag_run)
+        folder = run_folder(params["output_root"], dag_run)
         return [
             {
                 "model": asset.model,
                 "prompt": asset.prompt,
                 "model_params": asset.params,
                 "client_request_id": asset.name,
-                "output_path": str(day / asset.name),
+                "output_path": str(folder / asset.name),
             }
             for asset in campaign.assets
         ]
@@ -152,6 +161,7 @@ with DAG(
         retries=2,
         max_active_tis_per_dag=4,
         map_index_template="{{ task.client_request_id }}",
+        outlets=[MARKETING_IMAGES],
     ).expand_kwargs(wanted)
     # --8<-- [end:fanout]
     check_budget >> generate
@@ -173,7 +183,7 @@ with DAG(
         }
         failed = [a["client_request_id"] for a in wanted if a["client_request_id"] not in done]
         day = run_day(dag_run)
-        folder = ObjectStoragePath(params["output_root"]) / day
+        folder = run_folder(params["output_root"], dag_run)
         summary = {
             "run_date": day,
             "folder": str(folder),

@@ -5,8 +5,8 @@ Shows image editing with a reference file. ``RivyaUploadFileOperator`` checks th
 once to the Rivya Files API; its XCom is the reference media item. ``RivyaGenerateOperator``
 sends that item as the reference image of a ``flux-kontext-pro`` edit
 (``reference_items=upload.output``), waits in the triggerer (deferrable) and copies the edited
-image to ``<output_dir>/<run date>/``. A retried edit is never paid twice, and on Airflow 3.3+ a
-retried upload reuses the file it uploaded before.
+image to ``<output_dir>/<run date>/<run id>/``. A retried edit is never paid twice, and on
+Airflow 3.3+ a retried upload reuses the file it uploaded before.
 
 Needs the Airflow Connection ``rivya_default``. Params:
 
@@ -28,6 +28,7 @@ from airflow.sdk import DAG, Param
 
 from rivya_provider.operators.files import RivyaUploadFileOperator
 from rivya_provider.operators.generate import RivyaGenerateOperator
+from rivya_provider.outputs import folder_name
 
 # --8<-- [start:dag]
 # Only a path is built here: the file is read when the upload task runs, not when the DAG is parsed.
@@ -39,6 +40,7 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     tags=["rivya", "example"],
+    user_defined_filters={"folder_name": folder_name},
     params={
         "photo": Param(
             str(PRODUCT_PHOTO),
@@ -69,8 +71,13 @@ with DAG(
         prompt="{{ params.prompt }}",
         model_params={"aspectRatio": "1:1", "outputFormat": "png"},
         reference_items=upload.output,
+        # --8<-- [start:output]
         # Not {{ ds }}: a run triggered without a logical date (Airflow 3 allows it) has none.
-        output_path="{{ params.output_dir }}/{{ dag_run.run_after | ds }}",
+        # The run id keeps two runs of one day apart.
+        output_path=(
+            "{{ params.output_dir }}/{{ dag_run.run_after | ds }}/{{ run_id | folder_name }}"
+        ),
+        # --8<-- [end:output]
         deferrable=True,
         retries=2,
     )

@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             day=day,
             timeout=args.timeout,
         )
-    return report(campaign, result, run_folder / day, source=where.source)
+    images = run_images(run_folder / day)
+    return report(campaign, result, images, folder=run_folder, source=where.source)
 
 
 @contextmanager
@@ -163,6 +164,12 @@ def run_dag(
         )
 
 
+def run_images(day_folder: Path) -> Path:
+    """Return the folder the DAG run wrote, ``<day>/<run id>`` (the day's when it wrote none)."""
+    runs = sorted(p for p in day_folder.glob("*") if p.is_dir()) if day_folder.is_dir() else []
+    return runs[-1] if runs else day_folder
+
+
 def run_date() -> str:
     """Return today's date in UTC, the logical date of the demo's run."""
     return datetime.now(timezone.utc).date().isoformat()
@@ -175,9 +182,14 @@ def show_progress(seconds: float, task: TaskState, tasks: list[TaskState]) -> No
     print(f"  [{seconds:5.1f}s] {task.name:<30} {task.word:<9} | {states}", flush=True)
 
 
-def report(campaign: dict[str, Any], result: DagTestResult, images: Path, *, source: str) -> int:
-    """Write the gallery, print the table and where things are; return the exit code."""
-    folder = images.parent
+def report(
+    campaign: dict[str, Any], result: DagTestResult, images: Path, *, folder: Path, source: str
+) -> int:
+    """Write the gallery, print the table and where things are; return the exit code.
+
+    :param images: the folder the DAG run wrote its images and ``summary.json`` to.
+    :param folder: the demo run's folder (the gallery goes there).
+    """
     summary_file = images / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
     cards = asset_cards(campaign, summary, result)

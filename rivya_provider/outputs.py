@@ -23,6 +23,16 @@ _LOCAL_PROTOCOLS = {"", "file", "local"}
 _EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 
 
+def folder_name(text: str) -> str:
+    """Return ``text`` (e.g. a DAG run id) as one safe folder name: only ``[A-Za-z0-9._-]``.
+
+    Output folders named after the run id keep each run's files apart, even for two runs on one
+    day: ``output_path="{{ params.output_dir }}/{{ run_id | folder_name }}"`` with
+    ``user_defined_filters={"folder_name": folder_name}`` on the DAG.
+    """
+    return safe_part(text, fallback="run")
+
+
 def result_name(task_id: str, index: int, url: str, content_type: str | None = None) -> str:
     """Name result ``index`` of ``task_id``: only ``[A-Za-z0-9._-]``, stable across reruns."""
     suffix = PurePosixPath(urlsplit(url).path).suffix.lower()

@@ -12,6 +12,7 @@ from rivya_provider import checks
 from rivya_provider.client import CATALOG, FieldProblem, FileKind, RequestValidationError
 from rivya_provider.exceptions import failing_fast
 from rivya_provider.hooks.rivya import RivyaHook
+from rivya_provider.operators._lineage import UploadLineage
 from rivya_provider.operators._references import (
     FileSource,
     as_source_list,
@@ -21,14 +22,16 @@ from rivya_provider.operators._references import (
 from rivya_provider.resume import TaskMemory
 
 
-class RivyaUploadFileOperator(BaseOperator):
+class RivyaUploadFileOperator(UploadLineage, BaseOperator):
     """Upload reference files to the Rivya Files API; return items for ``referenceMediaItems``.
 
     Every file is checked locally first (real type from its signature, size against the limits of
     ``model`` or the Files API defaults): one bad file fails the task before anything is sent.
     The XCom is a list of reference media items in wire form (``url``, ``kind``, ``name``,
     ``mimeType``, ``durationToken``), ready for ``RivyaGenerateOperator(reference_items=...)``.
-    On Airflow 3.3+ a retry reuses the uploads of an earlier try (by content hash).
+    On Airflow 3.3+ a retry reuses the uploads of an earlier try (by content hash). With the
+    ``openlineage`` extra installed, the task emits OpenLineage events: the files in, the Rivya
+    files out.
 
     :param files: one or many local paths or ObjectStoragePath URIs (``s3://``, ``gs://``,
         ``file://``...).
@@ -83,4 +86,5 @@ class RivyaUploadFileOperator(BaseOperator):
             finally:
                 self.hook.close()
         self.log.info("%d reference file(s) ready", len(items))
+        self._lineage_returned = items
         return items

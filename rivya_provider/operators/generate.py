@@ -13,11 +13,14 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 from pydantic import ValidationError
 
 from rivya_provider import checks, tasklog
+from rivya_provider.assets import annotate_outlet_events
 from rivya_provider.budget import budget_value, model_credits
 from rivya_provider.client import (
     FieldProblem,
+    GenerationFailedError,
     GenerationRequest,
     GenerationTask,
+    GenerationTimeoutError,
     RequestValidationError,
     TaskStatus,
     validate_generation,
@@ -35,6 +38,7 @@ from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.idempotency import KeyChain, input_fingerprint
 from rivya_provider.links import RivyaResultLink
 from rivya_provider.manifest import GenerationManifest
+from rivya_provider.operators._lineage import GenerationLineage
 from rivya_provider.operators._polling import look_before_deferring, poll_schedule
 from rivya_provider.operators._references import (
     FileSource,
@@ -97,7 +101,7 @@ def _item_list(value: Any, field: str) -> list[dict[str, Any]]:
     return [dict(item) for item in value]
 
 
-class RivyaGenerateOperator(BaseOperator):
+class RivyaGenerateOperator(GenerationLineage, BaseOperator):
     """Generate media with a Rivya model and return a small JSON manifest of the result.
 
     Inputs are rendered, then checked locally (prompt, params, reference counts, file types and
@@ -156,6 +160,11 @@ class RivyaGenerateOperator(BaseOperator):
         for what concurrent tasks can overspend.
     :param budget_task_ids: the tasks whose manifests count against ``credit_budget``
         (default: every ``RivyaGenerateOperator`` task of the DAG, mapped or not).
+
+    With Asset ``outlets``, each Asset's event gets ``generation_id``, ``model``, ``files`` and
+    ``credits`` in its ``extra``. With the ``openlineage`` extra installed, the task emits
+    OpenLineage events: reference files and items in, copied results out, and a
+    ``rivyaGeneration`` run facet.
     """
 
     template_fields: Sequence[str] = (
@@ -227,6 +236,9 @@ class RivyaGenerateOperator(BaseOperator):
         with failing_fast():
             try:
                 return self._execute(context)
+            except (GenerationFailedError, GenerationTimeoutError) as exc:
+                self._remember_error(exc)
+                raise
             finally:
                 self.hook.close()
 
@@ -249,6 +261,7 @@ class RivyaGenerateOperator(BaseOperator):
             before_new=None if budget is None else lambda: self._check_budget(context, budget),
         )
         task = submission.task
+        self._remember(task, submission.origin)
         wire = request.to_wire()
         RivyaResultLink.persist(context, RivyaResultLink.url_for(task))
         if not self.wait_for_completion or task.status.is_terminal:
@@ -395,6 +408,7 @@ class RivyaGenerateOperator(BaseOperator):
         with failing_fast():
             try:
                 checked = read_event(event)
+                self._remember_event(checked)
                 task = checked.result()
                 carry = checked.carry
                 return self._finish(
@@ -406,6 +420,9 @@ class RivyaGenerateOperator(BaseOperator):
                     reused=carry.get("try_number", context["ti"].try_number)
                     != context["ti"].try_number,
                 )
+            except (GenerationFailedError, GenerationTimeoutError) as exc:
+                self._remember_error(exc)
+                raise
             finally:
                 self.hook.close()
 
@@ -419,6 +436,7 @@ class RivyaGenerateOperator(BaseOperator):
         *,
         reused: bool = False,
     ) -> dict[str, Any]:
+        self._remember(task, origin)
         task.raise_for_failure()
         files = None
         if task.status is TaskStatus.SUCCEEDED:
@@ -437,7 +455,9 @@ class RivyaGenerateOperator(BaseOperator):
             files=None if files is None else [file.path for file in files],
             output_path=self.output_path,
         )
-        return manifest.model_dump(mode="json")
+        annotate_outlet_events(context, self.outlets, manifest)
+        self._lineage_returned = manifest.model_dump(mode="json")
+        return self._lineage_returned
 
     def _checked_inputs(self) -> tuple[list[dict[str, Any]], list[ReferenceFile]]:
         """Check the rendered inputs and reference files; nothing is sent yet."""

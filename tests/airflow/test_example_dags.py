@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 from rivya_provider.emulator import RunningEmulator
+from rivya_provider.outputs import folder_name
 from tests.airflow.examples import (
     EXAMPLE_DAGS_DIR,
     assert_succeeded_first_try,
@@ -208,7 +209,8 @@ def test_quickstart_copies_one_image(
     (copied,) = manifest["files"]
     path = Path(copied["path"].removeprefix("file://"))
     assert run.logical_date is not None
-    assert path.parent == tmp_path / run.logical_date.strftime("%Y-%m-%d")
+    day = tmp_path / run.logical_date.strftime("%Y-%m-%d")
+    assert path.parent == day / folder_name(run.run_id)  # two runs of one day never collide
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == [path]
     with Image.open(path) as image:
         assert image.size[0] * 9 == image.size[1] * 16  # the DAG asks for 16:9
@@ -259,7 +261,7 @@ def test_product_photo_edit_uploads_the_photo_and_saves_the_edit(
     assert edit["status"] == "succeeded"
     (saved,) = edit["files"]
     path = Path(saved["path"].removeprefix("file://"))
-    assert path.parent == output / run.run_after.strftime("%Y-%m-%d")
+    assert path.parent == output / run.run_after.strftime("%Y-%m-%d") / folder_name(run.run_id)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == saved["sha256"]
     with Image.open(path) as image:
         assert image.format == "PNG"  # outputFormat: png

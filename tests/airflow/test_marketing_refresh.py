@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from PIL import Image
 
 from rivya_provider.client import RequestValidationError
 from rivya_provider.emulator import RunningEmulator
+from rivya_provider.outputs import folder_name
 from tests.airflow.examples import (
     EXAMPLE_DAGS_DIR,
     assert_succeeded_first_try,
@@ -58,13 +60,15 @@ def test_every_campaign_asset_is_generated_copied_summarised_and_published_downs
 ) -> None:
     connect_rivya_default(monkeypatch, emulator)
     before = len(asset_events("rivya_marketing_assets"))
+    images_before = len(asset_events("rivya_marketing_images"))
 
     run = run_example(MARKETING, "rivya_marketing_refresh", run_conf={"output_root": str(tmp_path)})
 
     assert_succeeded_first_try(run)
     states = task_states(run)
     assert sorted(i for (task, i) in states if task == "generate") == list(range(len(NAMES)))
-    day = tmp_path / run.logical_date.strftime("%Y-%m-%d")  # type: ignore[union-attr]
+    date = run.logical_date.strftime("%Y-%m-%d")  # type: ignore[union-attr]
+    day = tmp_path / date / folder_name(run.run_id)
     summary = json.loads((day / "summary.json").read_text())
     assert summary["failed"] == []
     assert [m["client_request_id"] for m in summary["assets"]] == NAMES
@@ -85,7 +89,21 @@ def test_every_campaign_asset_is_generated_copied_summarised_and_published_downs
     assert xcom(run, "summarise")["credits"] == expected_credits
     events = asset_events("rivya_marketing_assets")
     assert len(events) == before + 1
-    assert events[-1] == {"folder": str(day), "run_date": day.name}
+    assert events[-1] == {"folder": str(day), "run_date": date}
+    # Each generation recorded its own event of the images Asset.
+    image_events = asset_events("rivya_marketing_images")[images_before:]
+    assert sorted(image_events, key=lambda e: e["generation_id"]) == sorted(
+        (
+            {
+                "generation_id": m["generation_id"],
+                "model": m["model"],
+                "files": [f["path"] for f in m["files"]],
+                "credits": m["charged_credits"],
+            }
+            for m in summary["assets"]
+        ),
+        key=lambda e: e["generation_id"],
+    )
 
     # The downstream DAG finds the folder through the Asset's latest event.
     published = run_example(MARKETING, "rivya_marketing_publish")
@@ -136,3 +154,32 @@ def test_the_campaign_check_names_every_bad_asset_field_and_the_allowed_values()
     assert "assets[3] (newsletter-header).params.outputFormat" in message
     assert "assets[2] (hero-banner).name: is used twice" in message
     assert module.checked_campaign(json.dumps(CAMPAIGN)).assets[0].name == NAMES[0]
+
+
+@broken_in_airflow(
+    "3.0",
+    "dag.test() does not register the DAG's assets, so the summary task with an Asset outlet fails "
+    "with AirflowInactiveAssetInInletOrOutletException",
+)
+def test_two_runs_on_one_day_keep_both_summaries(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    connect_rivya_default(monkeypatch, emulator)
+    campaign = tmp_path / "campaign.json"
+    campaign.write_text(json.dumps({**CAMPAIGN, "assets": CAMPAIGN["assets"][:1]}))
+    conf = {"campaign": str(campaign), "output_root": str(tmp_path / "out")}
+    morning, evening = (datetime(2026, 11, 30, hour, tzinfo=timezone.utc) for hour in (6, 18))
+
+    runs = [
+        run_example(MARKETING, "rivya_marketing_refresh", run_conf=conf, logical_date=when)
+        for when in (morning, evening)
+    ]
+
+    summaries = sorted((tmp_path / "out" / "2026-11-30").glob("*/summary.json"))
+    assert [p.parent.name for p in summaries] == sorted(folder_name(r.run_id) for r in runs)
+    generated = [json.loads(p.read_text())["assets"][0]["generation_id"] for p in summaries]
+    assert len(set(generated)) == 2  # each run its own generation and its own summary
+    for run in runs:
+        assert_succeeded_first_try(run)
+        (copied,) = xcom(run, "generate", map_index=0)["files"]
+        assert Path(copied["path"]).parent.parent.name == folder_name(run.run_id)

@@ -32,6 +32,7 @@ import pytest
 
 from rivya_provider.emulator import RunningEmulator, run_emulator
 from rivya_provider.emulator.state import DEFAULT_ACCOUNT
+from rivya_provider.outputs import folder_name
 from tests.e2e.airflow_processes import AirflowDeployment, AirflowNotReadyError, run_airflow
 from tests.emulator_fixtures import connection_json
 
@@ -417,7 +418,7 @@ def test_one_generation_is_charged_and_its_image_copied(
     files = record.manifest["files"]
     assert len(files) == 1, files
     copy = Path(files[0]["path"])
-    assert copy.parent == record.output_dir / record.ds
+    assert copy.parent == record.output_dir / record.ds / folder_name(RUN_ID)
     assert copy.name.startswith(f"{record.generation_id}-")
     data = copy.read_bytes()
     assert data.startswith(PNG_MAGIC) or data.startswith(b"\xff\xd8\xff")

@@ -65,7 +65,7 @@ def test_demo_runs_the_campaign_and_builds_the_gallery(
     for link in gallery.links:
         with Image.open(folder / link) as image:
             image.verify()
-    summary = json.loads(next(folder.glob("*/summary.json")).read_text())
+    summary = json.loads(next(folder.glob("*/*/summary.json")).read_text())
     assert [m["client_request_id"] for m in summary["assets"]] == [
         a["name"] for a in CAMPAIGN["assets"]
     ]
@@ -112,7 +112,7 @@ def test_demo_on_a_real_account_exits_non_zero_naming_the_failure_and_never_writ
     )
     assert gallery.links == []
     assert "What to do: fix what the error below names" in (folder / "index.html").read_text()
-    summary = json.loads(next(folder.glob("*/summary.json")).read_text())
+    summary = json.loads(next(folder.glob("*/*/summary.json")).read_text())
     assert (summary["failed"], summary["credits"]) == (["hero-banner"], 0)
     written = [p for p in folder.rglob("*") if p.is_file()]
     assert {p.name for p in written} >= {"airflow.log", "index.html", "summary.json"}
@@ -138,7 +138,7 @@ def test_demo_stops_airflow_at_the_timeout_and_fails(
     captured = capsys.readouterr()
     assert "The run failed (airflow dags test stopped after --timeout)" in captured.err
     folder = only_run(tmp_path)
-    assert list(folder.glob("*/summary.json")) == []
+    assert list(folder.glob("*/*/summary.json")) == []
     assert len(Gallery(folder / "index.html").cards) == len(CAMPAIGN["assets"])
 
 
