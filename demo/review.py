@@ -26,6 +26,8 @@ from typing import Any
 
 import httpx
 
+#: Starts each line that reports a decision (Airflow's own log lines go to the same stdout).
+PREFIX = "  reviewer: "
 #: ``decide(task_id, asset)``: the option to choose, e.g. "Approve".
 Decide = Callable[[str, str], str]
 
@@ -100,6 +102,7 @@ class Reviewer:
                     self.answer(request)
             except httpx.HTTPError as exc:  # the API or the database was busy: try again
                 self.errors.append(repr(exc))
+                print(f"reviewer: {exc!r}; trying again", file=sys.stderr, flush=True)
 
     def open_requests(self) -> list[dict[str, Any]]:
         """Return the requests still waiting for an answer."""
@@ -125,7 +128,7 @@ class Reviewer:
         if sent.status_code != 409:  # 409: answered already (listed again before it showed)
             sent.raise_for_status()
             self.decisions.append(decision)
-            print(f"  reviewer: {decision.option} {asset} ({ti['task_id']})", flush=True)
+            print(f"{PREFIX}{decision.option} {asset} ({ti['task_id']})", flush=True)
         return decision
 
 
@@ -148,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     decide = reject_first_look(set(args.reject))
     with serve_airflow_api() as api, Reviewer(api, dag_id=args.dag_id, decide=decide):
-        print("  reviewer: ready (Airflow's REST API on 127.0.0.1)", flush=True)
+        print(f"{PREFIX}ready, answering through Airflow's REST API on 127.0.0.1", flush=True)
         with suppress(KeyboardInterrupt):
             stopped.wait()
     return 0

@@ -2,9 +2,10 @@
 against the emulator, with a reviewer answering each human-in-the-loop request through Airflow's
 own REST API (its api-server app on 127.0.0.1, on the same metadata database), as the UI does.
 
-``dag.test()`` waits for the answers itself: on Airflow 3.1 and 3.2 it runs each request's
-trigger in-process, polling the database; on 3.3 it keeps the run alive while the request is
-parked in ``awaiting_input`` until the API's answer resumes it.
+``dag.test()`` waits for the answers itself: on Airflow 3.3 it keeps the run alive while a request
+is parked in ``awaiting_input``, until the API's answer resumes it. Airflow 3.1 and 3.2 run each
+request's trigger in-process instead, and there it cannot read the answer (``HITL_DAG_TEST_PROBLEM``
+in tests/airflow_compat.py): these tests skip there.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from tests.airflow.examples import (
     xcom,
 )
 from tests.airflow.test_marketing_refresh import CREDITS, asset_events
-from tests.airflow_compat import requires_airflow
+from tests.airflow_compat import hitl_under_dag_test
 
-pytestmark = requires_airflow("3.1", "the approval DAG (human-in-the-loop operators)")
+pytestmark = hitl_under_dag_test()
 
 APPROVAL = EXAMPLE_DAGS_DIR / "rivya_marketing_approval.py"
 DAG_ID = "rivya_marketing_approval"
