@@ -45,9 +45,27 @@ class Decision:
 @contextmanager
 def serve_airflow_api() -> Iterator[httpx.Client]:
     """Run Airflow's api-server app on a free 127.0.0.1 port; yield a logged-in client for it."""
-    import uvicorn
+    # Only while it runs: Airflow processes started meanwhile by this one inherit the setting.
+    switch = "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"
+    before = os.environ.get(switch)
+    os.environ[switch] = "True"
+    try:
+        with _api_server() as base_url:
+            token = httpx.get(f"{base_url}/auth/token", timeout=30).raise_for_status().json()
+            headers = {"Authorization": f"Bearer {token['access_token']}"}
+            with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
+                yield client
+    finally:
+        if before is None:
+            os.environ.pop(switch, None)
+        else:
+            os.environ[switch] = before
 
-    os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
+
+@contextmanager
+def _api_server() -> Iterator[str]:
+    """Serve the app with uvicorn in a thread; yield its base URL; stop it."""
+    import uvicorn
     from airflow.api_fastapi.app import create_app
 
     with socket.socket() as probe:
@@ -62,11 +80,7 @@ def serve_airflow_api() -> Iterator[httpx.Client]:
             if not thread.is_alive():
                 raise RuntimeError(f"Airflow's api-server app did not start on port {port}")
             time.sleep(0.05)
-        base_url = f"http://127.0.0.1:{port}"
-        token = httpx.get(f"{base_url}/auth/token", timeout=30).raise_for_status().json()
-        headers = {"Authorization": f"Bearer {token['access_token']}"}
-        with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
-            yield client
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
@@ -128,8 +142,14 @@ class Reviewer:
         if sent.status_code != 409:  # 409: answered already (listed again before it showed)
             sent.raise_for_status()
             self.decisions.append(decision)
-            print(f"{PREFIX}{decision.option} {asset} ({ti['task_id']})", flush=True)
+            say(f"{decision.option} {asset} ({ti['task_id']})")
         return decision
+
+
+def say(text: str) -> None:
+    """Print one line of the reviewer's in one write, so no log line of another thread splits it."""
+    sys.stdout.write(f"{PREFIX}{text}\n")
+    sys.stdout.flush()
 
 
 def reject_first_look(names: set[str]) -> Decide:
@@ -151,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     decide = reject_first_look(set(args.reject))
     with serve_airflow_api() as api, Reviewer(api, dag_id=args.dag_id, decide=decide):
-        print(f"{PREFIX}ready, answering through Airflow's REST API on 127.0.0.1", flush=True)
+        say("ready, answering through Airflow's REST API on 127.0.0.1")
         with suppress(KeyboardInterrupt):
             stopped.wait()
     return 0

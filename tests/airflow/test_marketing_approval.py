@@ -164,3 +164,28 @@ def test_the_reviewer_sees_image_prompt_model_and_credits_and_an_asset_rejected_
     assert sorted(p.stem for p in (day / "published").iterdir()) == sorted(
         set(NAMES) - {"feed-square"}
     )
+
+
+def test_when_every_image_is_approved_nothing_is_generated_again_and_all_are_published(
+    airflow_api: httpx.Client,
+    emulator: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    connect_rivya_default(monkeypatch, emulator)
+
+    run, reviewer = run_reviewed(airflow_api, emulator, tmp_path, lambda task, asset: "Approve")
+
+    assert str(run.state) == "success", task_states(run)
+    states = task_states(run)
+    assert sorted(d.asset for d in reviewer.decisions) == sorted(NAMES)
+    # Nothing to map over: the retake steps are skipped, and publish runs all the same.
+    assert {states[task, -1][0] for task in ("regenerate", "review_retake")} == {"skipped"}
+    assert states["publish", -1] == ("success", 1)
+    counters = emulator.counters()
+    assert counters["tasks_created"] == len(NAMES)
+    assert counters["credits_charged"] == ALL_CREDITS
+    day = tmp_path / run.logical_date.strftime("%Y-%m-%d")
+    summary = json.loads((day / "summary.json").read_text())
+    assert (summary["rejected"], summary["failed"], summary["credits"]) == ([], [], ALL_CREDITS)
+    assert sorted(p.stem for p in (day / "published").iterdir()) == sorted(NAMES)
