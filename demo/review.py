@@ -28,6 +28,8 @@ import httpx
 
 #: Starts each line that reports a decision (Airflow's own log lines go to the same stdout).
 PREFIX = "  reviewer: "
+#: Task instance states that wait for an answer (3.3 parks the task; 3.1 and 3.2 defer it).
+WAITING = ("awaiting_input", "deferred")
 #: ``decide(task_id, asset)``: the option to choose, e.g. "Approve".
 Decide = Callable[[str, str], str]
 
@@ -113,7 +115,10 @@ class Reviewer:
         while not self._stop.wait(0.5):
             try:
                 for request in self.open_requests():
-                    self.answer(request)
+                    # As the UI offers it: once the task waits. An answer given before the task
+                    # parks can be lost on SQLite, which has no row locks to order the two.
+                    if request["task_instance"]["state"] in WAITING:
+                        self.answer(request)
             except httpx.HTTPError as exc:  # the API or the database was busy: try again
                 self.errors.append(repr(exc))
                 print(f"reviewer: {exc!r}; trying again", file=sys.stderr, flush=True)
