@@ -3,6 +3,10 @@
 By default it runs against an emulator started on a free 127.0.0.1 port: no account needed.
 With ``--real`` (or ``RIVYA_DEMO_REAL=1``) it uses the Rivya account of ``RIVYA_API_KEY`` at
 ``RIVYA_BASE_URL`` (default https://rivya.ai), which spends real credits.
+
+With ``--approve`` it runs the approval DAG instead (a person approves each image before it is
+published) and plays that person through Airflow's REST API: it rejects the first asset's image
+once, so that asset is generated anew, and approves every other image.
 """
 
 from __future__ import annotations
@@ -10,23 +14,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from demo.airflow_run import DagTestResult, TaskState, airflow_env, dag_test, migrate
 from demo.gallery import asset_cards, table, write_gallery
+from demo.review import PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = ROOT / "dags_examples"
 DAG_ID = "rivya_marketing_refresh"
+APPROVAL_DAG_ID = "rivya_marketing_approval"
 ORDER = ("queued", "running", "waiting", "retrying", "done", "failed")
 
 
@@ -62,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the real Rivya account of RIVYA_API_KEY (spends credits)",
     )
     parser.add_argument(
+        "--approve",
+        action="store_true",
+        help="run the approval DAG; reject the first asset's image once, approve the rest",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=900, help="seconds before the run is stopped"
     )
     return parser
@@ -81,9 +94,13 @@ def main(argv: list[str] | None = None) -> int:
             folder=run_folder,
             day=day,
             timeout=args.timeout,
+            approve=args.approve,
         )
     images = run_images(run_folder / day)
-    return report(campaign, result, images, folder=run_folder, source=where.source)
+    code = report(campaign, result, images, folder=run_folder, source=where.source)
+    if args.approve:
+        report_approvals(images / "summary.json")
+    return code
 
 
 @contextmanager
@@ -135,8 +152,12 @@ def run_dag(
     folder: Path,
     day: str,
     timeout: float,
+    approve: bool = False,
 ) -> DagTestResult:
-    """Run the marketing refresh with ``airflow dags test`` in a temporary AIRFLOW_HOME."""
+    """Run the marketing refresh with ``airflow dags test`` in a temporary AIRFLOW_HOME.
+
+    :param approve: run the approval DAG, with a reviewer answering its requests.
+    """
     connection = {
         "conn_type": "rivya",
         "host": where.base_url,
@@ -151,17 +172,67 @@ def run_dag(
         )
         print("Creating a throw-away Airflow metadata database (SQLite)...", flush=True)
         migrate(env)
-        print(f"Running {DAG_ID} with `airflow dags test`; Airflow's output: {folder}/airflow.log")
-        return dag_test(
-            DAG_ID,
-            env=env,
-            conf={"campaign": str(campaign_file.resolve()), "output_root": str(folder)},
-            logical_date=day,
-            log_path=folder / "airflow.log",
-            on_change=show_progress,
-            timeout=timeout,
-            labels={("generate", i): a["name"] for i, a in enumerate(campaign["assets"])},
-        )
+        dag_id = APPROVAL_DAG_ID if approve else DAG_ID
+        names = [a["name"] for a in campaign["assets"]]
+        print(f"Running {dag_id} with `airflow dags test`; Airflow's output: {folder}/airflow.log")
+        review = reviewer(env, reject=names[0], log_path=folder / "reviewer.log")
+        with review if approve else nullcontext():
+            return dag_test(
+                dag_id,
+                env=env,
+                conf={"campaign": str(campaign_file.resolve()), "output_root": str(folder)},
+                logical_date=day,
+                log_path=folder / "airflow.log",
+                on_change=show_progress,
+                timeout=timeout,
+                labels={
+                    (task, i): name
+                    for task in ("generate", "review")
+                    for i, name in enumerate(names)
+                },
+            )
+
+
+@contextmanager
+def reviewer(env: Mapping[str, str], *, reject: str, log_path: Path) -> Iterator[None]:
+    """Answer the approval DAG's requests in a child process (``demo.review``) while it runs.
+
+    :param env: the Airflow environment of the run (the reviewer shares its database).
+    :param reject: the asset whose first image is rejected.
+    :param log_path: where the reviewer's own errors go.
+    """
+    print(
+        f"Reviewer: rejects the first image of {reject} (it is generated anew), approves the rest"
+    )
+    command = [sys.executable, "-m", "demo.review", APPROVAL_DAG_ID, "--reject", reject]
+    log = log_path.open("wb")
+    child = subprocess.Popen(  # noqa: S603
+        command, env=dict(env), cwd=ROOT, stdout=subprocess.PIPE, stderr=log
+    )
+    relay = threading.Thread(target=_relay, args=(child, log), daemon=True)
+    relay.start()
+    try:
+        yield
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        relay.join(timeout=5)
+        log.close()
+
+
+def _relay(child: subprocess.Popen[bytes], log: BinaryIO) -> None:
+    """Print the reviewer's decisions as they come, among the progress; log everything else."""
+    assert child.stdout is not None
+    for line in child.stdout:
+        text = line.decode(errors="replace")
+        if text.startswith(PREFIX):
+            print(text.rstrip(), flush=True)
+        else:
+            log.write(line)
 
 
 def run_images(day_folder: Path) -> Path:
@@ -213,6 +284,20 @@ def report(
         print(f"  not run, as an upstream task failed: {', '.join(blocked)}", file=sys.stderr)
     print(f"Airflow's output: {result.log_path}", file=sys.stderr)
     return 1
+
+
+def report_approvals(summary_file: Path) -> None:
+    """Print what the approval DAG published and what the rejected images cost."""
+    if not summary_file.is_file():
+        return
+    summary = json.loads(summary_file.read_text())
+    print(
+        f"Approval: {len(summary['published'])} images published, "
+        f"{len(summary['rejected'])} rejected (generated anew), "
+        f"{summary['credits']} credits in all; dropped: {', '.join(summary['failed']) or 'none'}"
+    )
+    if summary["published"]:
+        print(f"Published: {Path(summary['published'][0]).parent}")
 
 
 if __name__ == "__main__":

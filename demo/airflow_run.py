@@ -25,6 +25,7 @@ STATE_WORDS = {
     "queued": "queued",
     "running": "running",
     "deferred": "waiting",
+    "awaiting_input": "waiting",
     "up_for_retry": "retrying",
     "up_for_reschedule": "waiting",
     "success": "done",

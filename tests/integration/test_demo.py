@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from demo.__main__ import DAGS_FOLDER, Target, main, new_run_folder
+from tests.airflow_compat import hitl_under_dag_test
 
 CAMPAIGN = json.loads((DAGS_FOLDER / "campaign.json").read_text())
 
@@ -147,3 +148,45 @@ def test_the_demo_target_repr_hides_the_api_key() -> None:
 
     assert "rvya_sk_secret" not in repr(target)
     assert "https://rivya.ai" in repr(target)
+
+
+@hitl_under_dag_test()
+def test_demo_approve_rejects_one_image_once_and_publishes_its_retake_with_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two assets keep it short: the first is rejected once, the other approved.
+    campaign = tmp_path / "campaign.json"
+    campaign.write_text(json.dumps({**CAMPAIGN, "assets": CAMPAIGN["assets"][:2]}))
+    output = tmp_path / "out"
+
+    assert main(["--approve", "--output", str(output), "--campaign", str(campaign)]) == 0
+
+    printed = capsys.readouterr().out
+    decisions = [line.strip() for line in printed.splitlines() if line.startswith("  reviewer: ")]
+    assert decisions[0].startswith("reviewer: ready")
+    assert decisions[3:] == ["reviewer: Approve hero-banner (review_retake)"]
+    assert sorted(decisions[1:3]) == [  # the first looks, in either order
+        "reviewer: Approve story-vertical (review)",
+        "reviewer: Reject hero-banner (review)",
+    ]
+    assert re.search(r"review\[hero-banner\]\s+waiting ", printed), printed
+    assert re.search(r"regenerate\[hero-banner\]\s+done ", printed), printed
+    # flux-2-flex twice, plus the retake: 3 x 14 credits.
+    assert (
+        "Approval: 2 images published, 1 rejected (generated anew), 42 credits in all; "
+        "dropped: none" in printed
+    )
+    folder = only_run(output)
+    summary = json.loads(next(folder.glob("*/*/summary.json")).read_text())
+    published = sorted(Path(p).name for p in summary["published"])
+    assert published == sorted(p.name for p in next(folder.glob("*/*/published")).iterdir())
+    assert [Path(p).stem for p in published] == ["hero-banner", "story-vertical"]
+    gallery = Gallery(folder / "index.html")
+    assert gallery.cards == ["card succeeded"] * 2
+    for link in gallery.links:
+        with Image.open(folder / link) as image:
+            image.verify()
+    # The gallery shows the approved retake, not the rejected first image.
+    retake = next(m for m in summary["assets"] if m["client_request_id"] == "hero-banner")
+    assert "/retake/" in retake["files"][0]["path"]
+    assert any("hero-banner/retake/" in link for link in gallery.links), gallery.links
