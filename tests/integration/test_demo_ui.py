@@ -50,17 +50,36 @@ def read_until(demo: subprocess.Popen[str], marker: str) -> str:
     pytest.fail(f"the demo ended without printing {marker!r}:\n{''.join(lines)}")
 
 
-def processes_with(entry: str) -> list[int]:
-    """Return the processes whose environment holds ``entry`` (``NAME=value``)."""
-    found = []
+def listening_groups(port: int) -> set[int]:
+    """Return the process groups of the processes listening on ``port`` (from ``/proc``)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+            inodes.add(f"socket:[{fields[9]}]")
+    groups = set()
     for proc in Path("/proc").iterdir():
         try:
-            environ = (proc / "environ").read_bytes() if proc.name.isdigit() else b""
+            if proc.name.isdigit() and inodes & {os.readlink(fd) for fd in (proc / "fd").iterdir()}:
+                groups.add(os.getpgid(int(proc.name)))
         except OSError:  # gone, or not ours
             continue
-        if entry.encode() in environ.split(b"\0"):
-            found.append(int(proc.name))
-    return found
+    return groups
+
+
+def live_members(group: int) -> list[int]:
+    """Return the processes of a process group that are alive (not zombies)."""
+    members = []
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text() if proc.name.isdigit() else ""
+        except OSError:
+            continue
+        # After "(command)": state, ppid, pgrp.
+        fields = stat.rpartition(")")[2].split()
+        if fields and fields[0] != "Z" and int(fields[2]) == group:
+            members.append(int(proc.name))
+    return members
 
 
 @needs_views
@@ -82,8 +101,9 @@ def test_demo_ui_serves_the_runs_rivya_view_and_stops_the_api_server_on_sigterm(
         base_url, dag_id, run_id = found[1], found[2], unquote(found[3])
         assert dag_id == DAG_ID
         assert f"  Rivya credits: {base_url}/plugin/rivya-credits" in printed
-        port_entry = f"AIRFLOW__API__PORT={base_url.rsplit(':', 1)[1]}"
-        assert processes_with(port_entry)  # the check below could fail
+        (server_group,) = listening_groups(int(base_url.rsplit(":", 1)[1]))
+        assert server_group != os.getpgid(demo.pid)  # its own group, stopped as one
+        assert live_members(server_group)  # the check at the end could fail
         with httpx.Client(base_url=base_url, timeout=30) as client:
             # All admins: a token for the asking, no password (the UI does the same).
             token = client.get("/auth/token").raise_for_status().json()["access_token"]
@@ -114,7 +134,7 @@ def test_demo_ui_serves_the_runs_rivya_view_and_stops_the_api_server_on_sigterm(
     assert demo.returncode == 0, rest
     assert "Airflow UI stopped." in rest
     assert "Emulator stopped." in rest
-    assert processes_with(port_entry) == []
+    assert live_members(server_group) == []
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{base_url}/api/v2/monitor/health", timeout=5)
 
