@@ -7,6 +7,10 @@ With ``--real`` (or ``RIVYA_DEMO_REAL=1``) it uses the Rivya account of ``RIVYA_
 With ``--approve`` it runs the approval DAG instead (a person approves each image before it is
 published) and plays that person through Airflow's REST API: it rejects the first asset's image
 once, so that asset is generated anew, and approves every other image.
+
+With ``--ui`` it then serves the run in the Airflow UI (:mod:`demo.ui`) until Ctrl-C, with the
+emulator still answering, so the run's "Rivya generations" tab and the "Rivya credits" page can
+be looked at.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from demo import ui
 from demo.airflow_run import DagTestResult, TaskState, airflow_env, dag_test, migrate
 from demo.gallery import asset_cards, table, write_gallery
 from demo.review import PREFIX
@@ -75,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the approval DAG; reject the first asset's image once, approve the rest",
     )
     parser.add_argument(
+        "--ui",
+        action="store_true",
+        help="then serve the run in the Airflow UI (Rivya view included) until Ctrl-C",
+    )
+    parser.add_argument(
+        "--ui-seconds",
+        type=float,
+        default=None,
+        metavar="N",
+        help="with --ui: stop serving after N seconds instead of at Ctrl-C",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=900, help="seconds before the run is stopped"
     )
     return parser
@@ -82,24 +99,54 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; return the exit code (1 when any task failed)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.ui_seconds is not None and not args.ui:
+        parser.error("--ui-seconds needs --ui")
+    if args.ui and not ui.supported():
+        raise SystemExit("--ui needs Airflow 3.1+ (Airflow 3.0 has no plugin views)")
     campaign = json.loads(args.campaign.read_text())
+    dag_id = APPROVAL_DAG_ID if args.approve else DAG_ID
     with target(real=args.real) as where:
         print(f"Rivya: {where.label}")
-        run_folder, day = new_run_folder(args.output), run_date()
-        result = run_dag(
-            where,
-            campaign=campaign,
-            campaign_file=args.campaign,
-            folder=run_folder,
-            day=day,
-            timeout=args.timeout,
-            approve=args.approve,
-        )
+        with airflow_home(where) as env:
+            code = run_and_report(args, campaign, env, dag_id=dag_id, source=where.source)
+    return code
+
+
+def run_and_report(
+    args: argparse.Namespace,
+    campaign: dict[str, Any],
+    env: Mapping[str, str],
+    *,
+    dag_id: str,
+    source: str,
+) -> int:
+    """Run the DAG, report on it and serve it in the UI when asked; return the exit code.
+
+    :param args: the parsed command line.
+    :param campaign: the campaign file's content.
+    :param env: from :func:`airflow_home`.
+    :param dag_id: the DAG to run.
+    :param source: where the images come from, said in the gallery.
+    """
+    run_folder, day = new_run_folder(args.output), run_date()
+    result = run_dag(
+        env,
+        campaign=campaign,
+        campaign_file=args.campaign,
+        folder=run_folder,
+        day=day,
+        timeout=args.timeout,
+        dag_id=dag_id,
+    )
     images = run_images(run_folder / day)
-    code = report(campaign, result, images, folder=run_folder, source=where.source)
+    code = report(campaign, result, images, folder=run_folder, source=source)
     if args.approve:
         report_approvals(images / "summary.json")
+    if args.ui:
+        served = ui.serve_run(env, dag_id=dag_id, folder=run_folder, seconds=args.ui_seconds)
+        code = max(code, served)
     return code
 
 
@@ -144,19 +191,11 @@ def new_run_folder(output: Path) -> Path:
     raise SystemExit(f"cannot create a new run folder in {output}")
 
 
-def run_dag(
-    where: Target,
-    *,
-    campaign: dict[str, Any],
-    campaign_file: Path,
-    folder: Path,
-    day: str,
-    timeout: float,
-    approve: bool = False,
-) -> DagTestResult:
-    """Run the marketing refresh with ``airflow dags test`` in a temporary AIRFLOW_HOME.
+@contextmanager
+def airflow_home(where: Target) -> Iterator[dict[str, str]]:
+    """Yield the environment of a throw-away AIRFLOW_HOME with a fresh SQLite database.
 
-    :param approve: run the approval DAG, with a reviewer answering its requests.
+    :param where: where the ``rivya_default`` Connection points.
     """
     connection = {
         "conn_type": "rivya",
@@ -172,25 +211,41 @@ def run_dag(
         )
         print("Creating a throw-away Airflow metadata database (SQLite)...", flush=True)
         migrate(env)
-        dag_id = APPROVAL_DAG_ID if approve else DAG_ID
-        names = [a["name"] for a in campaign["assets"]]
-        print(f"Running {dag_id} with `airflow dags test`; Airflow's output: {folder}/airflow.log")
-        review = reviewer(env, reject=names[0], log_path=folder / "reviewer.log")
-        with review if approve else nullcontext():
-            return dag_test(
-                dag_id,
-                env=env,
-                conf={"campaign": str(campaign_file.resolve()), "output_root": str(folder)},
-                logical_date=day,
-                log_path=folder / "airflow.log",
-                on_change=show_progress,
-                timeout=timeout,
-                labels={
-                    (task, i): name
-                    for task in ("generate", "review")
-                    for i, name in enumerate(names)
-                },
-            )
+        yield env
+
+
+def run_dag(
+    env: Mapping[str, str],
+    *,
+    campaign: dict[str, Any],
+    campaign_file: Path,
+    folder: Path,
+    day: str,
+    timeout: float,
+    dag_id: str = DAG_ID,
+) -> DagTestResult:
+    """Run the marketing refresh with ``airflow dags test`` in the demo's AIRFLOW_HOME.
+
+    :param env: from :func:`airflow_home`.
+    :param dag_id: the DAG to run; the approval DAG gets a reviewer answering its requests.
+    """
+    names = [a["name"] for a in campaign["assets"]]
+    print(f"Running {dag_id} with `airflow dags test`; Airflow's output: {folder}/airflow.log")
+    approve = dag_id == APPROVAL_DAG_ID
+    review = reviewer(env, reject=names[0], log_path=folder / "reviewer.log")
+    with review if approve else nullcontext():
+        return dag_test(
+            dag_id,
+            env=env,
+            conf={"campaign": str(campaign_file.resolve()), "output_root": str(folder)},
+            logical_date=day,
+            log_path=folder / "airflow.log",
+            on_change=show_progress,
+            timeout=timeout,
+            labels={
+                (task, i): name for task in ("generate", "review") for i, name in enumerate(names)
+            },
+        )
 
 
 @contextmanager
