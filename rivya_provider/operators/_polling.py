@@ -74,9 +74,9 @@ def look_before_deferring(
 ) -> WorkerLook:
     """Poll a new generation in the worker while it may still be quick.
 
-    With adaptive polls, every poll the schedule places within :data:`WORKER_LOOK_MAX_SECONDS`
-    of submitting is made here (none when the model is expected to take longer); with a fixed
-    ``poll_interval``, one poll at ``first_poll_delay`` when that is short enough.
+    With adaptive polls and a known expected duration, every poll the schedule places within
+    :data:`WORKER_LOOK_MAX_SECONDS` of submitting is made here (none when the model is expected
+    to take longer); otherwise one poll at the first delay, when that is short enough.
 
     :param client: the worker's client.
     :param task: the generation as submitted.
@@ -99,9 +99,11 @@ def look_before_deferring(
                 task, base_url=client.config.base_url, submitted_at=submitted_at, now=time.time()
             )
             return WorkerLook(task=task, first_delay=0.0, polls=polls)
-        if not schedule.adaptive:
-            break
         due = time.time() + schedule.next_delay(elapsed=time.time() - submitted_at)
+        if not schedule.adaptive or schedule.expected is None:
+            # Unknown duration: one look only. A worker learns no estimate of its own (each task
+            # is a new process), and polling a slow model here would hold the slot for nothing.
+            break
     if polls and not schedule.adaptive:
         # A fixed interval counts from the poll made here (as the user set it).
         return WorkerLook(task=task, first_delay=schedule.next_delay(elapsed=0.0), polls=polls)

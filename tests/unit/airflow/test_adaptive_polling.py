@@ -155,3 +155,16 @@ def test_a_model_known_to_be_slow_defers_at_once_and_first_polls_near_its_end(
     assert before - 5 <= kwargs["submitted_at"] <= time.time()
     # Its first poll comes long after [workers] min_heartbeat_interval: nothing to hold back.
     assert kwargs["fire_not_before"] is None
+
+
+def test_a_model_of_unknown_duration_gets_one_look_in_the_worker(quick: RunningEmulator) -> None:
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    quick.set_faults(slow_task_rate=1.0, slow_task_extra_seconds=60)
+    with pytest.raises(TaskDeferred) as deferred:
+        _operator().execute(_context())
+    _, kwargs = deferred.value.trigger.serialize()
+    # One poll at the first delay, not every poll of the first 10 s: nothing says it is quick.
+    assert quick.counters()["requests"][GET] == 1
+    assert kwargs["expected_seconds"] is None
+    assert kwargs["first_delay"] > 0
