@@ -84,13 +84,17 @@ class RetryPolicy:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
 
+    def capped(self, retry_after: float) -> float:
+        """Return the part of a ``Retry-After`` (seconds) that is honoured."""
+        return min(retry_after, self.retry_after_cap)
+
     def after_retry_after(self, seconds: float, *, attempt: int = 1) -> float:
         """Pause for a ``Retry-After``: never earlier, plus a random extra so clients spread out.
 
         The extra's range doubles with each attempt in a row (up to ``backoff_max``): clients
         that keep meeting a shared limit spread further apart.
         """
-        base = min(seconds, self.retry_after_cap)
+        base = self.capped(seconds)
         spread = min(self.backoff_max, max(1.0, base) * 2 ** max(0, attempt - 1))
         return base + random.uniform(0, spread)  # noqa: S311
 

@@ -40,6 +40,7 @@ from rivya_provider.client.downloads import (
 from rivya_provider.client.errors import (
     GenerationTimeoutError,
     IdempotencyConflictError,
+    RivyaAPIError,
     RivyaError,
     is_retryable,
 )
@@ -629,18 +630,24 @@ class AsyncRivyaClient(_ClientBase):
                     _rules.note_attempt(self.config, call, None)
                     raise _rules.transport_error(call, exc) from exc
                 _rules.note_attempt(self.config, call, response)
-                self._note_throttling(response)
-                return _rules.check_response(response)
+                try:
+                    checked = _rules.check_response(response)
+                except RivyaAPIError as exc:
+                    self._note_throttling(exc)
+                    raise
+                self._governor.answered()
+                return checked
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    def _note_throttling(self, response: httpx.Response) -> None:
-        if response.status_code == 429:
-            retry_after = _rules.parse_retry_after(response.headers.get("Retry-After"))
-            if retry_after is not None:
-                retry_after = min(retry_after, self.config.retry.retry_after_cap)
-            self._governor.throttled(now=self._clock(), retry_after=retry_after)
-        else:
+    def _note_throttling(self, error: RivyaAPIError) -> None:
+        """Tell the governor whether an error answer was a 429 (and its ``Retry-After``)."""
+        if error.status_code != 429:
             self._governor.answered()
+            return
+        retry_after = (
+            None if error.retry_after is None else self.config.retry.capped(error.retry_after)
+        )
+        self._governor.throttled(now=self._clock(), retry_after=retry_after)
 
     async def alist_models(self) -> list[ModelInfo]:
         """Return Rivya's model catalogue; see :meth:`RivyaClient.list_models`."""
