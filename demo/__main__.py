@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from demo import ui
-from demo.airflow_run import DagTestResult, TaskState, airflow_env, dag_test, migrate
+from demo.airflow_run import DagTestResult, TaskState, airflow_env, dag_test, migrate, stop
 from demo.gallery import asset_cards, table, write_gallery
 from demo.review import PREFIX
 
@@ -269,12 +269,7 @@ def reviewer(env: Mapping[str, str], *, reject: str, log_path: Path) -> Iterator
     try:
         yield
     finally:
-        child.terminate()
-        try:
-            child.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        stop(child, grace=30)
         relay.join(timeout=5)
         log.close()
 

@@ -203,7 +203,7 @@ def dag_test(
             while child.poll() is None:
                 if time.monotonic() - start > timeout:
                     timed_out = True
-                    _stop(child)
+                    stop(child)
                     break
                 time.sleep(0.5)
                 _follow(output, watcher)
@@ -224,13 +224,18 @@ def dag_test(
     )
 
 
-def _stop(child: subprocess.Popen[bytes]) -> None:
-    """Stop Airflow: SIGTERM, which it may take its time over, then SIGKILL."""
+def stop(child: subprocess.Popen[bytes], *, grace: float = 10.0) -> None:
+    """Stop a child process: SIGTERM, which Airflow may take its time over, then SIGKILL.
+
+    :param child: the process.
+    :param grace: seconds it gets to exit after SIGTERM.
+    """
     child.terminate()
     try:
-        child.wait(timeout=10)
+        child.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         child.kill()
+        child.wait()
 
 
 def _follow(output: BinaryIO, watcher: RunWatcher) -> None:
