@@ -31,6 +31,8 @@ os.environ.update(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        # Catalogue copies shared between processes stay in this run (catalog_file).
+        "RIVYA_CACHE_DIR": os.path.join(_HOME, "rivya-cache"),
         # dag.test() runs tasks in this process, so no worker heartbeat races a fast trigger:
         # deferred waits may poll at once (see triggers.generation.deferred_first_poll_min).
         "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "0",
@@ -41,10 +43,12 @@ os.environ.pop("AIRFLOW_CONN_RIVYA_DEFAULT", None)
 
 
 @pytest.fixture(autouse=True)
-def _fresh_model_catalogue() -> Iterator[None]:
+def _fresh_model_catalogue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Each test reads Rivya's catalogue afresh, starts with no Idempotency-Key sent, no
     slowing down after 429s and no generation time learnt: servers of earlier tests may reuse a
     port, and tests reuse keys."""
+    # Processes a test starts share catalogue copies with it, and with nobody else.
+    os.environ["RIVYA_CACHE_DIR"] = str(tmp_path_factory.mktemp("rivya-cache"))
     clear_catalog_cache()
     SENT_KEYS.clear()
     forget_shared_state()

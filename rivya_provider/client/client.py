@@ -17,10 +17,11 @@ from typing import Any, BinaryIO
 
 import anyio
 import httpx
+from pydantic import ValidationError
 from tenacity import AsyncRetrying, Retrying
 from typing_extensions import Self
 
-from rivya_provider.client import _rules, bounded, live_catalog, safety
+from rivya_provider.client import _rules, bounded, catalog_file, live_catalog, safety
 from rivya_provider.client._rules import (
     DEFAULT_BASE_URL,
     Call,
@@ -129,23 +130,48 @@ class _ClientBase:
     _MODELS_CALL = Call("GET", "/models", max_attempts=1)
 
     def _cached_catalog(self) -> Mapping[str, ModelSpec] | None:
-        return live_catalog.CACHE.get(self.config.base_url)
-
-    def _keep_catalog(self, models: list[ModelInfo] | RivyaError) -> Mapping[str, ModelSpec]:
-        if isinstance(models, RivyaError):
-            log.warning(
-                "Could not read Rivya's model catalogue (%s); checking inputs against the "
-                "built-in description of the documented models",
-                models,
-            )
-            return live_catalog.CACHE.put(
-                self.config.base_url, CATALOG, ttl=live_catalog.FALLBACK_TTL_SECONDS
-            )
+        """Return this process's catalogue, else one another process of the machine shared."""
+        cached = live_catalog.CACHE.get(self.config.base_url)
+        if cached is not None:
+            return cached
+        shared = catalog_file.read(self.config.base_url)
+        if shared is None:
+            return None
+        if shared.body is None:
+            return self._keep_fallback(f"{shared.error}, in another process", shared.expires_in)
+        try:
+            models = ModelList.model_validate_json(shared.body).data
+        except ValidationError:
+            return None
         return live_catalog.CACHE.put(
             self.config.base_url,
             live_catalog.catalog_from_models(models),
-            ttl=live_catalog.CATALOG_TTL_SECONDS,
+            ttl=shared.expires_in,
         )
+
+    def _keep_catalog(self, answer: httpx.Response | RivyaError) -> Mapping[str, ModelSpec]:
+        """Keep ``/models``' answer, or why there was none, and share it with other processes."""
+        if isinstance(answer, httpx.Response):
+            try:
+                models = _rules.parse(ModelList, answer).data
+            except RivyaError as exc:
+                answer = exc
+            else:
+                ttl = live_catalog.CATALOG_TTL_SECONDS
+                catalog_file.write(self.config.base_url, body=answer.text, ttl=ttl)
+                catalog = live_catalog.catalog_from_models(models)
+                return live_catalog.CACHE.put(self.config.base_url, catalog, ttl=ttl)
+        ttl = live_catalog.FALLBACK_TTL_SECONDS
+        catalog_file.write(self.config.base_url, body=None, error=str(answer), ttl=ttl)
+        return self._keep_fallback(str(answer), ttl)
+
+    def _keep_fallback(self, why: str, ttl: float) -> Mapping[str, ModelSpec]:
+        log.warning(
+            "Could not read Rivya's model catalogue (%s); checking inputs against the "
+            "built-in description of the documented models",
+            why,
+        )
+        return live_catalog.CACHE.put(self.config.base_url, CATALOG, ttl=ttl)
 
     @staticmethod
     def _upload_call(upload: PreparedUpload, handle: BinaryIO) -> Call:
@@ -393,13 +419,17 @@ class RivyaClient(_ClientBase):
         cached = self._cached_catalog()
         if cached is not None:
             return cached
-        try:
-            models: list[ModelInfo] | RivyaError = _rules.parse(
-                ModelList, self._send(self._MODELS_CALL)
-            ).data
-        except RivyaError as exc:
-            models = exc
-        return self._keep_catalog(models)
+        # The tasks of a wide mapped run start together, each in its own process: one of them
+        # reads the catalogue while the others wait for its copy.
+        with catalog_file.turn(self.config.base_url):
+            cached = self._cached_catalog()
+            if cached is not None:
+                return cached
+            try:
+                answer: httpx.Response | RivyaError = self._send(self._MODELS_CALL)
+            except RivyaError as exc:
+                answer = exc
+            return self._keep_catalog(answer)
 
     def get_credits(self) -> Credits:
         """Return the wallet balance; also the cheapest way to prove a key works."""
@@ -658,13 +688,12 @@ class AsyncRivyaClient(_ClientBase):
         cached = self._cached_catalog()
         if cached is not None:
             return cached
+        # No waiting on other processes' turn here: that would block the event loop.
         try:
-            models: list[ModelInfo] | RivyaError = _rules.parse(
-                ModelList, await self._send(self._MODELS_CALL)
-            ).data
+            answer: httpx.Response | RivyaError = await self._send(self._MODELS_CALL)
         except RivyaError as exc:
-            models = exc
-        return self._keep_catalog(models)
+            answer = exc
+        return self._keep_catalog(answer)
 
     async def aget_credits(self) -> Credits:
         """Return the wallet balance; also the cheapest way to prove a key works."""

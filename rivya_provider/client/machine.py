@@ -1,0 +1,87 @@
+"""Small files the processes of one machine share, and taking turns on them with a lock.
+
+Airflow runs each task in a process of its own, so what "every task of a worker" should share
+(the model catalogue, the pace of requests) has to live outside any one process. The folder is
+``$RIVYA_CACHE_DIR``, else ``$XDG_CACHE_HOME/rivya-provider``, else ``~/.cache/rivya-provider``;
+``RIVYA_CACHE_DIR=`` (empty) turns sharing off, and so does a folder that cannot be written:
+each process then keeps its state to itself, as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: nothing is shared
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+#: Seconds between tries of a lock that is held.
+_LOCK_POLL_SECONDS = 0.05
+
+
+def folder() -> Path | None:
+    """Return the folder shared files live in, or ``None`` when sharing is off."""
+    configured = os.environ.get("RIVYA_CACHE_DIR")
+    if configured is not None:
+        return Path(configured) if configured else None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rivya-provider"
+
+
+def shared_path(name: str) -> Path | None:
+    """Return the path of the shared file ``name`` (its folder made), or ``None``."""
+    where = folder()
+    if where is None or fcntl is None:
+        return None
+    try:
+        where.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        log.debug("Nothing is shared between processes: %s", exc)
+        return None
+    return where / name
+
+
+@contextlib.contextmanager
+def locked(path: Path | None, *, wait: float | None = None) -> Iterator[int | None]:
+    """Hold an exclusive lock on ``path``; yield its descriptor (read/write), or ``None``.
+
+    :param wait: seconds to wait for another process's turn before going on without the lock
+        (and yielding ``None``); ``None`` waits as long as it takes, for turns that only read
+        and write a few bytes.
+    """
+    if path is None or fcntl is None:
+        yield None
+        return
+    try:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        log.debug("Not sharing %s: %s", path.name, exc)
+        yield None
+        return
+    try:
+        yield handle if _lock(handle, wait) else None
+    finally:
+        os.close(handle)  # also releases the lock
+
+
+def _lock(handle: int, wait: float | None) -> bool:
+    if wait is None:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return True
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_LOCK_POLL_SECONDS)

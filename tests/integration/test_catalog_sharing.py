@@ -1,0 +1,184 @@
+"""What the processes of one machine share: the model catalogue, read by one of them, and the
+pace of requests.
+
+Each Airflow task runs in a process of its own: without sharing, a wide mapped run reads
+``/models`` once per task, and a pace of N requests per second would hold per task.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rivya_provider.client import RivyaClient, machine
+from rivya_provider.client.catalog import CATALOG
+from rivya_provider.client.live_catalog import CACHE, clear_catalog_cache
+from rivya_provider.client.pacing import MachinePacer
+from rivya_provider.emulator import RunningEmulator
+from tests.emulator_fixtures import EmulatorFactory
+
+MODELS = "GET /api/v1/models"
+NEW_MODEL = {"id": "acme-sketch", "display_name": "Acme Sketch", "base_credits": 2}
+
+
+def _models_read(emulator: RunningEmulator) -> int:
+    return int(emulator.counters()["requests"].get(MODELS, 0))
+
+
+def _catalogue(emulator: RunningEmulator) -> dict[str, object]:
+    with RivyaClient(api_key=emulator.api_key, base_url=emulator.base_url) as client:
+        return dict(client.model_catalog())
+
+
+def _as_another_process() -> None:
+    """Forget what this process read (its memory), keeping what it shared (the file)."""
+    CACHE.clear()
+
+
+def test_a_second_process_uses_the_first_ones_copy(emulator: RunningEmulator) -> None:
+    emulator.add_model(NEW_MODEL)
+    first = _catalogue(emulator)
+    _as_another_process()
+    second = _catalogue(emulator)
+    assert _models_read(emulator) == 1
+    assert "acme-sketch" in first
+    assert second.keys() == first.keys()
+    assert second["acme-sketch"] == first["acme-sketch"]
+
+
+def test_a_failed_read_is_shared_as_the_built_in_catalogue(
+    emulator: RunningEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator.set_faults(rate_limited_next=1)
+    assert _catalogue(emulator).keys() == CATALOG.keys()
+    _as_another_process()
+    with caplog.at_level(logging.WARNING):
+        assert _catalogue(emulator).keys() == CATALOG.keys()
+    assert _models_read(emulator) == 1
+    assert "rate_limited" in caplog.text
+    assert "in another process" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda saved: {**saved, "expires_at": time.time() - 1}, id="expired"),
+        pytest.param(lambda saved: {**saved, "base_url": "http://elsewhere"}, id="other-server"),
+        pytest.param(lambda saved: {**saved, "body": '{"data": 7}'}, id="not-a-catalogue"),
+        pytest.param(lambda saved: "}{", id="not-json"),
+    ],
+)
+def test_a_copy_that_is_stale_foreign_or_broken_is_read_again(
+    emulator: RunningEmulator, tamper: object
+) -> None:
+    _catalogue(emulator)
+    (copy,) = machine.folder().glob("models-*.json")  # type: ignore[union-attr]
+    saved = json.loads(copy.read_text())
+    copy.write_text(json.dumps(tamper(saved)) if callable(tamper) else "")
+    _as_another_process()
+    assert "flux-2-flex" in _catalogue(emulator)
+    assert _models_read(emulator) == 2
+
+
+def test_an_empty_cache_dir_turns_sharing_off(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RIVYA_CACHE_DIR", "")
+    _catalogue(emulator)
+    _as_another_process()
+    _catalogue(emulator)
+    assert _models_read(emulator) == 2
+
+
+def test_clearing_the_cache_forgets_the_shared_copy(emulator: RunningEmulator) -> None:
+    _catalogue(emulator)
+    clear_catalog_cache()
+    assert not list(machine.folder().glob("models-*.json"))  # type: ignore[union-attr]
+    _catalogue(emulator)
+    assert _models_read(emulator) == 2
+
+
+_READER = """
+import sys, time
+from rivya_provider.client import RivyaClient
+start_at = float(sys.argv[3])
+time.sleep(max(0.0, start_at - time.time()))
+with RivyaClient(api_key=sys.argv[1], base_url=sys.argv[2]) as client:
+    print(len(client.model_catalog()))
+"""
+
+
+def test_processes_starting_together_read_the_catalogue_once(
+    emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    # A slow server keeps the first reader busy while the others ask for their turn.
+    emulator = emulator_factory()
+    emulator.set_faults(latency_seconds=0.5)
+    start_at = time.time() + 3.0  # after every interpreter has imported the client
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _READER, emulator.api_key, emulator.base_url, str(start_at)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        for _ in range(4)
+    ]
+    outputs = [reader.communicate(timeout=60) for reader in readers]
+    assert all(reader.returncode == 0 for reader in readers), outputs
+    assert {out.strip() for out, _ in outputs} == {str(len(_catalogue(emulator)))}
+    assert _models_read(emulator) == 1
+
+
+_PACED = """
+import sys, time
+from rivya_provider.client import RivyaClient
+start_at = float(sys.argv[3])
+time.sleep(max(0.0, start_at - time.time()))
+with RivyaClient(api_key=sys.argv[1], base_url=sys.argv[2], requests_per_second=5) as client:
+    for _ in range(3):
+        client.get_credits()
+"""
+
+
+def test_a_pace_holds_for_the_whole_machine_not_each_task(emulator: RunningEmulator) -> None:
+    start_at = time.time() + 3.0
+    senders = [
+        subprocess.Popen(
+            [sys.executable, "-c", _PACED, emulator.api_key, emulator.base_url, str(start_at)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    errors = [sender.communicate(timeout=60)[1] for sender in senders]
+    finished_at = time.time()
+    assert all(sender.returncode == 0 for sender in senders), errors
+    assert emulator.counters()["requests"]["GET /api/v1/credits"] == 12
+    # 12 requests at 5 per second machine-wide: the last leaves 11 slots (2.2 s) after the first.
+    # Paced per process, all four would be done after 0.4 s.
+    assert finished_at - start_at >= 2.2
+
+
+def test_pacers_of_two_processes_hand_out_one_sequence_of_slots(tmp_path: Path) -> None:
+    path = tmp_path / "pace"
+    one, other = MachinePacer(10, path), MachinePacer(10, path)  # as two processes would
+    pauses = [pacer.reserve() for pacer in (one, other, one, other)]
+    assert pauses[0] == 0.0
+    for turn, pause in enumerate(pauses[1:], start=1):
+        assert 0.1 * turn - 0.05 <= pause <= 0.1 * turn
+
+
+def test_a_slot_far_ahead_is_a_clock_that_jumped(tmp_path: Path) -> None:
+    path = tmp_path / "pace"
+    path.write_bytes(struct.pack("d", time.time() + 10 * MachinePacer.MAX_AHEAD_SECONDS))
+    assert MachinePacer(10, path).reserve() == 0.0
