@@ -43,7 +43,10 @@ def _as_another_process() -> None:
     CACHE.clear()
 
 
-def test_a_second_process_uses_the_first_ones_copy(emulator: RunningEmulator) -> None:
+def test_a_second_process_uses_the_first_ones_copy(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("RIVYA_CACHE_DIR", str(tmp_path / "new" / "cache"))
     emulator.add_model(NEW_MODEL)
     first = _catalogue(emulator)
     _as_another_process()
@@ -52,6 +55,10 @@ def test_a_second_process_uses_the_first_ones_copy(emulator: RunningEmulator) ->
     assert "acme-sketch" in first
     assert second.keys() == first.keys()
     assert second["acme-sketch"] == first["acme-sketch"]
+    shared = tmp_path / "new" / "cache"
+    assert shared.stat().st_mode & 0o777 == 0o700  # made by the first process, for its user only
+    for path in shared.iterdir():
+        assert emulator.api_key not in path.read_text(errors="replace"), path.name
 
 
 def test_a_failed_read_is_shared_as_the_built_in_catalogue(

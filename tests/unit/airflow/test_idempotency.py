@@ -13,6 +13,7 @@ import pytest
 from rivya_provider.client.models import IDEMPOTENCY_KEY_MAX
 from rivya_provider.emulator import RunningEmulator
 from rivya_provider.idempotency import KEY_PREFIX, KeyChain, input_fingerprint
+from rivya_provider.triggers.generation import GUARD_MARGIN_SECONDS
 
 #: What the client (and Rivya) accept as an Idempotency-Key.
 VISIBLE_ASCII_KEY = re.compile(rf"[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}")
@@ -238,7 +239,7 @@ def test_mapped_instances_get_their_own_keys(rivya_default: RunningEmulator) -> 
     assert rivya_default.counters()["tasks_created"] == 2
 
 
-@pytest.mark.parametrize("heartbeat", [7.0, 0.0])
+@pytest.mark.parametrize("heartbeat", [7.0, 2.0, 0.0])
 def test_a_deferred_wait_reports_no_sooner_than_the_worker_heartbeat_interval(
     rivya_default: RunningEmulator, monkeypatch: pytest.MonkeyPatch, heartbeat: float
 ) -> None:
@@ -263,11 +264,12 @@ def test_a_deferred_wait_reports_no_sooner_than_the_worker_heartbeat_interval(
     after = time.time()
     _, kwargs = deferred.value.trigger.serialize()
     # The worker already polled once (after first_poll_delay): the trigger's first poll is one
-    # interval later, and a result it finds is held back until the heartbeat window is over.
-    # A window that ends before that first poll needs no guard.
+    # interval later, and a result it finds is held back until the heartbeat window and its
+    # margin are over (2 s + 3 s ends after that first poll too). Without a window, no guard.
     assert kwargs["first_delay"] == 4.0
-    if heartbeat > kwargs["first_delay"]:
-        assert before + heartbeat <= kwargs["fire_not_before"] <= after + heartbeat
+    if heartbeat:
+        window = heartbeat + GUARD_MARGIN_SECONDS
+        assert before + window <= kwargs["fire_not_before"] <= after + window
     else:
         assert kwargs["fire_not_before"] is None
     assert kwargs["carry"]["origin"] == "submitted"
