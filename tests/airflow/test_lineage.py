@@ -40,6 +40,7 @@ HOST = socket.gethostname()
 def run_with_lineage(dag_id: str, conf: dict[str, Any], events: Path) -> dict[str, Any]:
     """Run ``dag_id`` in a new interpreter that emits OpenLineage events to ``events``."""
     ensure_airflow_db()
+    result_file = events.with_name(f"{events.stem}-result.json")
     transport = {"type": "file", "log_file_path": str(events), "append": True}
     env = {
         **os.environ,
@@ -54,6 +55,7 @@ def run_with_lineage(dag_id: str, conf: dict[str, Any], events: Path) -> dict[st
             str(DAG_FILE),
             dag_id,
             json.dumps(conf),
+            str(result_file),
         ],
         cwd=ROOT,
         env=env,
@@ -63,8 +65,8 @@ def run_with_lineage(dag_id: str, conf: dict[str, Any], events: Path) -> dict[st
         check=False,
     )
     assert child.returncode == 0, child.stderr[-4000:]
-    (line,) = (line for line in child.stdout.splitlines() if line.startswith("RESULT "))
-    result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
+    assert result_file.is_file(), f"no result; stdout: {child.stdout[-3000:]}"
+    result: dict[str, Any] = json.loads(result_file.read_text())
     return result
 
 
