@@ -88,8 +88,6 @@ def shared_pacer(*, base_url: str, api_key: str, rate: float | None) -> Pacer | 
     can be (else by this process's clients), or ``None`` when not paced."""
     if rate is None:
         return None
-    if rate <= 0:
-        raise ValueError(f"requests_per_second must be positive, got {rate}")
     account = _account(api_key)
     with _PACERS_LOCK:
         pacer = _PACERS.get((base_url, account, rate))

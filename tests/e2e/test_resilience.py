@@ -162,6 +162,13 @@ def storm(
     }
 
 
+def storm_traffic(storm: tuple[Scenario, dict[str, object]]) -> Traffic:
+    """What the storm's requests met, route by route."""
+    traffic = storm[1]["traffic"]
+    assert isinstance(traffic, Traffic)
+    return traffic
+
+
 def test_storm_every_generation_succeeds_on_its_first_or_second_try(
     storm: tuple[Scenario, dict[str, object]],
 ) -> None:
@@ -203,16 +210,13 @@ def test_storm_reads_the_catalogue_once_for_all_its_tasks(
 ) -> None:
     # Twenty task processes start together: one reads /models, the others wait for its copy. A
     # second read is allowed for a read that failed (its fallback is shared for a minute only).
-    _, record = storm
-    traffic = record["traffic"]
-    assert isinstance(traffic, Traffic)
+    traffic = storm_traffic(storm)
     assert 1 <= traffic.requests(MODELS) <= 2, traffic.table()
 
 
 def test_storm_stays_within_the_429_goal(storm: tuple[Scenario, dict[str, object]]) -> None:
     _, record = storm
-    traffic = record["traffic"]
-    assert isinstance(traffic, Traffic)
+    traffic = storm_traffic(storm)
     # The faults were really in force.
     assert traffic.status_count("500") > 0, traffic.table()
     assert traffic.status_count("429") > 0, traffic.table()

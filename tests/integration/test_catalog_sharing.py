@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import struct
 import subprocess
 import sys
@@ -113,63 +112,53 @@ def test_clearing_the_cache_forgets_the_shared_copy(emulator: RunningEmulator) -
     assert _models_read(emulator) == 2
 
 
-_READER = """
+_TOGETHER = """
 import sys, time
 from rivya_provider.client import RivyaClient
-start_at = float(sys.argv[3])
+key, url, start_at = sys.argv[1], sys.argv[2], float(sys.argv[3])
 time.sleep(max(0.0, start_at - time.time()))
-with RivyaClient(api_key=sys.argv[1], base_url=sys.argv[2]) as client:
-    print(len(client.model_catalog()))
 """
 
 
+def _run_together(emulator: RunningEmulator, body: str, count: int = 4) -> tuple[float, list[str]]:
+    """Run ``body`` in ``count`` new interpreters that all start at one moment, as the tasks of a
+    mapped run do; return that moment and what each printed."""
+    start_at = time.time() + 3.0  # after every interpreter has imported the client
+    command = [sys.executable, "-c", _TOGETHER + body, emulator.api_key, emulator.base_url]
+    children = [
+        subprocess.Popen(
+            [*command, str(start_at)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(count)
+    ]
+    outputs = [child.communicate(timeout=60) for child in children]
+    assert all(child.returncode == 0 for child in children), outputs
+    return start_at, [out for out, _ in outputs]
+
+
 def test_processes_starting_together_read_the_catalogue_once(
-    emulator_factory: EmulatorFactory, tmp_path: Path
+    emulator_factory: EmulatorFactory,
 ) -> None:
     # A slow server keeps the first reader busy while the others ask for their turn.
     emulator = emulator_factory()
     emulator.set_faults(latency_seconds=0.5)
-    start_at = time.time() + 3.0  # after every interpreter has imported the client
-    readers = [
-        subprocess.Popen(
-            [sys.executable, "-c", _READER, emulator.api_key, emulator.base_url, str(start_at)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=os.environ.copy(),
-        )
-        for _ in range(4)
-    ]
-    outputs = [reader.communicate(timeout=60) for reader in readers]
-    assert all(reader.returncode == 0 for reader in readers), outputs
-    assert {out.strip() for out, _ in outputs} == {str(len(_catalogue(emulator)))}
+    _, printed = _run_together(
+        emulator,
+        "with RivyaClient(api_key=key, base_url=url) as client:\n"
+        "    print(len(client.model_catalog()))\n",
+    )
+    assert {out.strip() for out in printed} == {str(len(_catalogue(emulator)))}
     assert _models_read(emulator) == 1
 
 
-_PACED = """
-import sys, time
-from rivya_provider.client import RivyaClient
-start_at = float(sys.argv[3])
-time.sleep(max(0.0, start_at - time.time()))
-with RivyaClient(api_key=sys.argv[1], base_url=sys.argv[2], requests_per_second=5) as client:
-    for _ in range(3):
-        client.get_credits()
-"""
-
-
 def test_a_pace_holds_for_the_whole_machine_not_each_task(emulator: RunningEmulator) -> None:
-    start_at = time.time() + 3.0
-    senders = [
-        subprocess.Popen(
-            [sys.executable, "-c", _PACED, emulator.api_key, emulator.base_url, str(start_at)],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
-    errors = [sender.communicate(timeout=60)[1] for sender in senders]
+    start_at, _ = _run_together(
+        emulator,
+        "with RivyaClient(api_key=key, base_url=url, requests_per_second=5) as client:\n"
+        "    for _ in range(3):\n"
+        "        client.get_credits()\n",
+    )
     finished_at = time.time()
-    assert all(sender.returncode == 0 for sender in senders), errors
     assert emulator.counters()["requests"]["GET /api/v1/credits"] == 12
     # 12 requests at 5 per second machine-wide: the last leaves 11 slots (2.2 s) after the first.
     # Paced per process, all four would be done after 0.4 s.
