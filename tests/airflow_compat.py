@@ -165,3 +165,21 @@ def hitl_under_dag_test() -> pytest.MarkDecorator:
     else:
         reason = f"Airflow {airflow_version()} itself: {HITL_DAG_TEST_PROBLEM}"
     return pytest.mark.skipif(not airflow_at_least("3.3"), reason=reason)
+
+
+@functools.cache
+def reuse_in_process_execution_api() -> None:
+    """Make ``dag.test()`` build its in-process Execution API once per process, as 3.3 does.
+
+    Before Airflow 3.3, every task run and in-line trigger under ``dag.test()`` builds a new
+    FastAPI app with Cadwyn's versioned routes: 2-3 s each on 2 cores, most of a test's time.
+    Airflow 3.3 caches it (apache/airflow#65235); this applies the same cache to older lines.
+    The app holds no per-run state: each call of ``_api_client`` sets its DAG bag override anew.
+    """
+    if airflow_at_least("3.3"):
+        return
+    from airflow.sdk.execution_time import supervisor
+
+    supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(
+        supervisor.in_process_api_server
+    )

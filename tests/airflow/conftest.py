@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from rivya_provider.emulator import RunningEmulator
-from tests.airflow_compat import dag_bag_class
+from tests.airflow_compat import dag_bag_class, reuse_in_process_execution_api
 from tests.conftest import TEST_DAGS
 from tests.emulator_fixtures import connection_json
 
@@ -21,6 +21,7 @@ def airflow_db() -> None:
     from airflow.utils import db
 
     db.resetdb()
+    reuse_in_process_execution_api()
 
 
 @pytest.fixture

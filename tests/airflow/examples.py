@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from rivya_provider.emulator import RunningEmulator
-from tests.airflow_compat import dag_bag_class
+from tests.airflow_compat import dag_bag_class, reuse_in_process_execution_api
 from tests.emulator_fixtures import connection_json
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ def ensure_airflow_db() -> None:
 
     if not sqlalchemy.inspect(settings.engine).has_table("dag_run"):
         db.resetdb()
+    reuse_in_process_execution_api()
 
 
 def connect_rivya_default(

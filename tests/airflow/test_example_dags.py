@@ -304,8 +304,8 @@ def test_submit_then_wait_waits_in_the_sensor_and_hands_the_manifest_on(
     emulator_factory: EmulatorFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Slow enough that the submit task returns before the end and the sensor has to defer, even
-    # where dag.test() takes 10+ s to start the next task (Airflow 3.1 on a busy machine).
-    emulator = emulator_factory(queued_seconds=0.2, processing_seconds=20)
+    # where dag.test() takes seconds to start the next task (a busy machine).
+    emulator = emulator_factory(queued_seconds=0.2, processing_seconds=6)
     connect_rivya_default(monkeypatch, emulator)
 
     run = run_example(SUBMIT_THEN_WAIT, "rivya_submit_then_wait")  # no conf: defaults only

@@ -85,9 +85,9 @@ def test_a_worker_wait_logs_elapsed_and_time_left(
 def test_a_resumed_running_generation_is_waited_for_and_charged_once(
     run_dag: RunDag, rivya_connection: RunningEmulator, logged: Logged
 ) -> None:
-    # The first try submits and is lost; the retry finds the generation still running (a retry
-    # may start 10 s or more later on a busy machine under Airflow 3.0's dag.test()).
-    rivya_connection.set_faults(slow_task_rate=1.0, slow_task_extra_seconds=25.0)
+    # The first try submits and is lost; the retry finds the generation still running (under
+    # dag.test() a retry starts within a second or two, even on a busy machine).
+    rivya_connection.set_faults(slow_task_rate=1.0, slow_task_extra_seconds=8.0)
 
     run = run_dag("rivya_lost_after_submit")
 
@@ -161,7 +161,7 @@ def test_a_replayed_create_names_the_key_and_charges_once(
     # Rivya stores the create, then the answer is lost: the first try fails having recorded
     # nothing, and the retry's create is replayed. Slow, so the retry finds it still running.
     monkeypatch.setenv("AIRFLOW_CONN_RIVYA_DEFAULT", connection_json(emulator, max_attempts=1))
-    emulator.set_faults(drop_next_creates=1, slow_task_rate=1.0, slow_task_extra_seconds=25.0)
+    emulator.set_faults(drop_next_creates=1, slow_task_rate=1.0, slow_task_extra_seconds=8.0)
 
     run = run_dag("rivya_generate_polling")
 
