@@ -18,7 +18,7 @@ $(STAMP): requirements/lock.txt pyproject.toml
 test: lint typecheck docs pytest
 
 # The other cells of the support matrix (docs/compatibility.md): Airflow 3.0, 3.1, 3.2 on Python
-# 3.11 and Airflow 3.3 on Python 3.10 and 3.13, each in a fresh venv from its own lock. The
+# 3.11 and Airflow 3.3 on Python 3.10, 3.12 and 3.13, each in a fresh venv from its own lock. The
 # interpreters come from the machine or are installed by .ci/find-python. CELLS=3.0-3.11 picks one.
 matrix: $(STAMP)
 	UV=$(BIN)/uv .ci/matrix $(CELLS)
@@ -76,7 +76,7 @@ emulator: $(STAMP)
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements/lock.txt
 
-MATRIX_LOCKS := 3.0-3.11 3.1-3.11 3.2-3.11 3.3-3.10 3.3-3.13
+MATRIX_LOCKS := 3.0-3.11 3.1-3.11 3.2-3.11 3.3-3.10 3.3-3.12 3.3-3.13
 locks: lock
 	for cell in $(MATRIX_LOCKS); do \
 		$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --python-version $${cell#*-} \
