@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     dag_id = APPROVAL_DAG_ID if args.approve else DAG_ID
     with target(real=args.real) as where:
         print(f"Rivya: {where.label}")
-        with airflow_home(where) as env:
+        with airflow_home(where, kept_in=args.output / ".airflow-db") as env:
             code = run_and_report(args, campaign, env, dag_id=dag_id, source=where.source)
     return code
 
@@ -192,10 +192,11 @@ def new_run_folder(output: Path) -> Path:
 
 
 @contextmanager
-def airflow_home(where: Target) -> Iterator[dict[str, str]]:
+def airflow_home(where: Target, *, kept_in: Path | None = None) -> Iterator[dict[str, str]]:
     """Yield the environment of a throw-away AIRFLOW_HOME with a fresh SQLite database.
 
     :param where: where the ``rivya_default`` Connection points.
+    :param kept_in: where a migrated database is kept for the next runs (see :func:`migrate`).
     """
     connection = {
         "conn_type": "rivya",
@@ -210,7 +211,7 @@ def airflow_home(where: Target) -> Iterator[dict[str, str]]:
             connections={"rivya_default": json.dumps(connection)},
         )
         print("Creating a throw-away Airflow metadata database (SQLite)...", flush=True)
-        migrate(env)
+        migrate(env, kept_in=kept_in)
         yield env
 
 

@@ -83,6 +83,29 @@ def found_again(log: Any, task: GenerationTask, *, how: str, idempotency_key: st
         )
 
 
+class WaitProgress:
+    """Which looks at a running generation are worth a log line.
+
+    The first look, every change of status, then one look a minute: a triggerer running
+    thousands of waits would otherwise write a line per poll, and a user reading one task's log
+    learns nothing from the same status every few seconds.
+    """
+
+    #: Seconds between two lines about the same status.
+    EVERY = 60.0
+
+    def __init__(self) -> None:
+        self._status: str | None = None
+        self._logged_at = 0.0
+
+    def worth_a_line(self, status: str, *, now: float) -> bool:
+        """Tell whether this look (``status`` at monotonic time ``now``) gets a line."""
+        if status == self._status and now - self._logged_at < self.EVERY:
+            return False
+        self._status, self._logged_at = status, now
+        return True
+
+
 def waiting(log: Any, *, generation_id: str, status: str, elapsed: float, left: float) -> None:
     """Log one look at a running generation.
 

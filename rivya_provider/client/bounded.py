@@ -125,46 +125,6 @@ class _Backend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-class _AsyncStream(httpcore.AsyncNetworkStream):
-    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
-        self._inner = inner
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
-        return await self._inner.read(max_bytes, _budget(timeout, httpcore.ReadTimeout))
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
-        await self._inner.write(buffer, _budget(timeout, httpcore.WriteTimeout))
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
-        return _AsyncStream(await self._inner.start_tls(*args, **kwargs))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _AsyncBackend(httpcore.AsyncNetworkBackend):
-    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
-        self._inner = inner
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 -- httpcore's signature
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.AsyncNetworkStream:
-        budget = _budget(timeout, httpcore.ConnectTimeout)
-        inner = await self._inner.connect_tcp(host, port, budget, local_address, socket_options)
-        return _AsyncStream(inner)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
 def sync_transport() -> httpx.HTTPTransport:
     """An ``httpx`` transport whose sockets honour the current request's deadline."""
     transport = httpx.HTTPTransport()
@@ -173,18 +133,26 @@ def sync_transport() -> httpx.HTTPTransport:
     return transport
 
 
-def async_transport(*, pool_size: int | None = None) -> httpx.AsyncHTTPTransport:
-    """The async twin of :func:`sync_transport`; ``pool_size`` connections kept alive."""
-    transport = (
-        httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size)
-        )
-        if pool_size
-        else httpx.AsyncHTTPTransport()
+def async_transport(*, pool_size: int | None = None) -> httpx.AsyncBaseTransport:
+    """The async transport: aiohttp's connections under httpx's API, bounded by the deadline.
+
+    ``pool_size`` connections at most, every idle one kept alive for the next poll.
+    """
+    from rivya_provider.client.aio_transport import DeadlineAiohttpTransport
+
+    if not pool_size:
+        return DeadlineAiohttpTransport()
+    return DeadlineAiohttpTransport(
+        limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size)
     )
-    pool = transport._pool
-    pool._network_backend = _AsyncBackend(pool._network_backend)
-    return transport
+
+
+def seconds_left(error: type[Exception]) -> float | None:
+    """Seconds before the current request's wall-clock deadline (``None``: no deadline).
+
+    :raises error: when it has passed.
+    """
+    return _budget(None, error)
 
 
 def _start_deadline(request: httpx.Request, *, api_prefix: str, limits: Limits) -> None:

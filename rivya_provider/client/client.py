@@ -576,6 +576,10 @@ class RivyaClient(_ClientBase):
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
 
+def _keep_no_cookies(response: httpx.Response) -> None:
+    return None
+
+
 class AsyncRivyaClient(_ClientBase):
     """Asyncio client of the Rivya Public API v1; safe in Airflow's triggerer.
 
@@ -624,6 +628,9 @@ class AsyncRivyaClient(_ClientBase):
         self._http = httpx.AsyncClient(
             **self._http_options(transport, asynchronous=True, pool_size=max_in_flight)
         )
+        # Rivya's API sets no cookies, and a jar shared by every trigger of the loop should not
+        # keep any: skipping httpx's look for them saves about a tenth of a poll's CPU.
+        self._http.cookies.extract_cookies = _keep_no_cookies  # type: ignore[method-assign]
 
     async def __aenter__(self) -> Self:
         return self
@@ -650,15 +657,18 @@ class AsyncRivyaClient(_ClientBase):
                 governed = self._governor.reserve(now=self._clock())
                 if pause := max(self._pause_for_pacing(), governed):
                     await self._sleep(pause)
-                request = _rules.build_request(self._http, self.config, call)
-                try:
-                    async with self._in_flight:
+                # The slot covers building the request too: thousands of polls falling due
+                # together then wait cheaply, instead of each doing its work in the same turn
+                # of the event loop.
+                async with self._in_flight:
+                    request = _rules.build_request(self._http, self.config, call)
+                    try:
                         response = await self._http.send(request, stream=True)
                         cap = self.config.limits.max_response_bytes
                         response = await bounded.aread_capped(response, cap)
-                except httpx.RequestError as exc:
-                    _rules.note_attempt(self.config, call, None)
-                    raise _rules.transport_error(call, exc) from exc
+                    except httpx.RequestError as exc:
+                        _rules.note_attempt(self.config, call, None)
+                        raise _rules.transport_error(call, exc) from exc
                 _rules.note_attempt(self.config, call, response)
                 try:
                     checked = _rules.check_response(response)

@@ -155,6 +155,10 @@ class UrlPolicy:
 
     def is_own(self, url: str) -> bool:
         """Tell whether ``url`` is on the base URL's or an allowed origin (no lookup needed)."""
+        # Every API request (thousands of polls in a triggerer) is under the base URL: a string
+        # comparison, where parsing the URL costs more than a tenth of a poll.
+        if url.startswith(f"{self.base_url.rstrip('/')}/"):
+            return True
         return is_http_url(url) and self._allowed(httpx.URL(url))
 
     def check(self, url: str, *, what: str) -> httpx.URL:

@@ -29,6 +29,10 @@ OVERSHOOT_SHARE = 0.2
 #: Bounds of the interval between two polls, in seconds.
 MIN_INTERVAL = 1.0
 MAX_INTERVAL = 30.0
+#: A look before the expected end is followed by one this share past it (when that comes sooner
+#: than the interval), but never sooner than :data:`MIN_GAP` seconds.
+END_SHARE = 1.05
+MIN_GAP = 0.5
 #: Observed durations beyond this many seconds are left out of the estimate (an outlier, a
 #: wait that was resumed after a restart).
 LONGEST_OBSERVATION = 3600.0
@@ -73,7 +77,12 @@ class PollSchedule:
         # Around the expected end polls come every share of the expected time; past it the
         # interval grows with the wait (about x1.2 per poll), capped.
         base = max(elapsed, self.expected or UNKNOWN_FIRST_DELAY * 2)
-        return _clamp(OVERSHOOT_SHARE * base, MIN_INTERVAL, MAX_INTERVAL)
+        regular = _clamp(OVERSHOOT_SHARE * base, MIN_INTERVAL, MAX_INTERVAL)
+        if self.expected is None or elapsed >= self.expected:
+            return regular
+        # Before the expected end of a quick model, the interval's floor would notice the image
+        # up to a second late: the next poll comes just after the expected end instead.
+        return max(MIN_GAP, min(regular, END_SHARE * self.expected - elapsed))
 
 
 class DurationEstimates:

@@ -17,6 +17,7 @@ from rivya_provider.client._rules import poll_error_delay
 from rivya_provider.client.errors import is_retryable
 from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.resume import started_at_of
+from rivya_provider.triggers import heap
 from rivya_provider.triggers.events import GenerationEvent
 
 #: Seconds the guard window lasts beyond ``[workers] min_heartbeat_interval``. The worker's
@@ -126,6 +127,7 @@ class RivyaGenerationTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        heap.freeze_once()
         event = (await self.watch()).model_copy(update={"carry": self.carry})
         if self.fire_not_before is not None:
             # Only a result found early waits, and only for what is left of the window.
@@ -168,6 +170,7 @@ class RivyaGenerationTrigger(BaseTrigger):
         await self._pause(self.first_delay)
         errors = 0
         last_status, last_failure = "unknown", ""
+        progress = tasklog.WaitProgress()
         while True:
             # Poll before judging the deadline: a generation that ended (and was charged) while
             # the triggerer was down is reported as done, not as a timeout.
@@ -212,13 +215,14 @@ class RivyaGenerationTrigger(BaseTrigger):
                 # in lockstep.
                 delay = schedule.next_delay(elapsed=self._elapsed(started))
                 delay *= random.uniform(0.9, 1.1)  # noqa: S311
-                tasklog.waiting(
-                    self.log,
-                    generation_id=task.id,
-                    status=last_status,
-                    elapsed=time.time() - started_at_of(task),
-                    left=self._remaining(),
-                )
+                if progress.worth_a_line(last_status, now=time.monotonic()):
+                    tasklog.waiting(
+                        self.log,
+                        generation_id=task.id,
+                        status=last_status,
+                        elapsed=time.time() - started_at_of(task),
+                        left=self._remaining(),
+                    )
             if self._remaining() <= 0:
                 return GenerationEvent(
                     status="timeout",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import statistics
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +16,7 @@ import httpx
 import psutil  # type: ignore[import-untyped,unused-ignore]
 
 from rivya_provider.hooks.rivya import RivyaHook
+from rivya_provider.triggers import heap
 from rivya_provider.triggers.generation import RivyaGenerationTrigger
 
 POLL_ROUTE = "GET /api/v1/generations/{taskId}"
@@ -199,6 +202,8 @@ class ScaleResult:
     lags_ms: list[float] = field(default_factory=list)
     rss_per_trigger_kb: float = 0.0
     max_sockets: int = 0
+    #: How long each full (oldest-generation) pass of the garbage collector stopped the loop.
+    full_gc_ms: list[float] = field(default_factory=list)
 
     def lag(self, quantile: float) -> float:
         if quantile >= 1:
@@ -221,8 +226,45 @@ async def _watch_loop(result: ScaleResult, stop: asyncio.Event, tick: float = 0.
             last_sockets = now
 
 
-def many_triggers(base_url: str, ids: list[str], *, seconds: float, interval: float) -> ScaleResult:
-    """Run one trigger per id in one loop for ``seconds`` with a fixed ``interval``."""
+@contextmanager
+def _timing_full_collections(pauses_ms: list[float]) -> Iterator[None]:
+    started: list[float] = []
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif info["generation"] == 2 and started:
+            pauses_ms.append((time.perf_counter() - started[0]) * 1000)
+
+    gc.callbacks.append(callback)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(callback)
+
+
+@contextmanager
+def _frozen_heap(freeze: bool) -> Iterator[None]:
+    """Run with ``[rivya] freeze_triggerer_heap`` on (the first trigger freezes), then undo it."""
+    if not freeze:
+        yield
+        return
+    os.environ["AIRFLOW__RIVYA__FREEZE_TRIGGERER_HEAP"] = "True"
+    heap._done = False
+    try:
+        yield
+    finally:
+        del os.environ["AIRFLOW__RIVYA__FREEZE_TRIGGERER_HEAP"]
+        gc.unfreeze()
+
+
+def many_triggers(
+    base_url: str, ids: list[str], *, seconds: float, interval: float, freeze: bool = False
+) -> ScaleResult:
+    """Run one trigger per id in one loop for ``seconds`` with a fixed ``interval``.
+
+    :param freeze: with ``[rivya] freeze_triggerer_heap`` on.
+    """
     process = psutil.Process()
     before_rss = process.memory_info().rss
     result = ScaleResult(
@@ -257,6 +299,7 @@ def many_triggers(base_url: str, ids: list[str], *, seconds: float, interval: fl
         result.rss_per_trigger_kb = (rss_peak - before_rss) / 1024 / len(ids)
         await close_shared_client()
 
-    asyncio.run(main())
+    with _frozen_heap(freeze), _timing_full_collections(result.full_gc_ms):
+        asyncio.run(main())
     result.polls = polls_served(base_url) - start_polls
     return result

@@ -7,13 +7,17 @@ from __future__ import annotations
 import html
 import json
 import re
+import sqlite3
+from contextlib import closing
 from html.parser import HTMLParser
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from demo.__main__ import DAGS_FOLDER, Target, main, new_run_folder
+from demo.airflow_run import airflow_env, migrate
 from tests.airflow_compat import hitl_under_dag_test
 
 CAMPAIGN = json.loads((DAGS_FOLDER / "campaign.json").read_text())
@@ -40,7 +44,8 @@ class Gallery(HTMLParser):
 
 
 def only_run(output: Path) -> Path:
-    (folder,) = output.iterdir()
+    """The one run folder in ``output`` (beside the kept metadata database's folder)."""
+    (folder,) = [path for path in output.iterdir() if not path.name.startswith(".")]
     return folder
 
 
@@ -128,6 +133,30 @@ def test_each_demo_run_gets_its_own_folder(tmp_path: Path) -> None:
     assert first != second
     assert first.is_dir()
     assert second.is_dir()
+
+
+def test_a_kept_metadata_database_is_copied_instead_of_migrated_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = tmp_path / "kept"
+    homes = [tmp_path / "first", tmp_path / "second"]
+    for home in homes:
+        home.mkdir()
+    envs = [airflow_env(home, dags_folder=DAGS_FOLDER, connections={}) for home in homes]
+    migrate(envs[0], kept_in=kept)
+    (copy,) = kept.iterdir()
+    assert copy.name == f"airflow-{version('apache-airflow')}.db"
+
+    def no_migration(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"airflow ran again: {args}")
+
+    monkeypatch.setattr("demo.airflow_run.subprocess.run", no_migration)
+    migrate(envs[1], kept_in=kept)
+    revisions = []
+    for home in homes:
+        with closing(sqlite3.connect(home / "airflow.db")) as db:
+            revisions.append(db.execute("SELECT version_num FROM alembic_version").fetchall())
+    assert revisions[0] == revisions[1] != []
 
 
 def test_demo_stops_airflow_at_the_timeout_and_fails(

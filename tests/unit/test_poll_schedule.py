@@ -12,6 +12,7 @@ from rivya_provider.client.models import GenerationTask, ModelInfo
 from rivya_provider.client.timing import ESTIMATES as PROCESS_ESTIMATES
 from rivya_provider.client.timing import (
     MAX_INTERVAL,
+    MIN_GAP,
     MIN_INTERVAL,
     UNKNOWN_FIRST_DELAY,
     DurationEstimates,
@@ -38,6 +39,16 @@ def test_a_known_quick_model_is_polled_just_before_and_densely_around_its_expect
     assert times[0] == pytest.approx(3.2)
     # Every poll around the expected end comes at most one second after the one before.
     assert all(b - a == pytest.approx(MIN_INTERVAL) for a, b in itertools.pairwise(times))
+
+
+def test_a_look_before_a_quick_models_expected_end_is_followed_just_after_it() -> None:
+    schedule = PollSchedule(expected=2.5)
+    assert schedule.first() == pytest.approx(2.0)
+    # Not a full second later (3.0 s) but just past the expected end...
+    assert 2.0 + schedule.next_delay(elapsed=2.0) == pytest.approx(2.625)
+    # ...never in a tight loop, and past the end at the interval again.
+    assert schedule.next_delay(elapsed=2.4) == MIN_GAP
+    assert schedule.next_delay(elapsed=2.6) == MIN_INTERVAL
 
 
 def test_a_known_slow_model_is_first_polled_near_its_expected_end() -> None:

@@ -75,6 +75,21 @@ def test_waiting_never_shows_negative_seconds() -> None:
     ]
 
 
+def test_wait_progress_logs_the_first_look_each_new_status_and_then_once_a_minute() -> None:
+    progress = tasklog.WaitProgress()
+    looks = [
+        ("queued", 0.0),
+        ("queued", 5.0),
+        ("processing", 10.0),
+        ("processing", 15.0),
+        ("processing", 69.0),
+        ("processing", 70.0),
+        ("processing", 75.0),
+    ]
+    logged = [(s, t) for s, t in looks if progress.worth_a_line(s, now=t)]
+    assert logged == [("queued", 0.0), ("processing", 10.0), ("processing", 70.0)]
+
+
 def test_finished_reused_says_nothing_new_was_charged_and_lists_files() -> None:
     log = Recorder()
     tasklog.finished(log, task(), reused=True, files=["/out/a.png"], output_path="/out")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ from rivya_provider.client import (
 )
 from rivya_provider.emulator import RunningEmulator
 from rivya_provider.hooks.rivya import RivyaHook
+from rivya_provider.triggers import heap
 from rivya_provider.triggers.events import GenerationEvent, read_event
 from rivya_provider.triggers.generation import RivyaGenerationTrigger
 from tests.airflow_compat import import_string
@@ -175,6 +177,35 @@ async def test_success_event_carries_the_task(triggerer: RunningEmulator) -> Non
     assert task.status == "succeeded"
     assert task.result_urls
     assert _gets(triggerer) >= 1
+
+
+@pytest.fixture
+def fresh_heap(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's heap as if no trigger had frozen it yet; unfrozen afterwards."""
+    monkeypatch.setattr(heap, "_done", False)
+    yield
+    gc.unfreeze()
+
+
+async def test_the_heap_is_left_alone_by_default(
+    triggerer: RunningEmulator, fresh_heap: None
+) -> None:
+    frozen = gc.get_freeze_count()
+    event = await _one_event(_trigger(await _submit(triggerer)))
+    assert event.status == "success"
+    assert gc.get_freeze_count() == frozen
+
+
+async def test_the_first_trigger_freezes_the_heap_once_when_asked(
+    triggerer: RunningEmulator, fresh_heap: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__RIVYA__FREEZE_TRIGGERER_HEAP", "True")
+    task_id = await _submit(triggerer)
+    assert (await _one_event(_trigger(task_id))).status == "success"
+    frozen = gc.get_freeze_count()
+    assert frozen > 10_000  # Airflow and the provider, loaded before the first trigger ran
+    assert (await _one_event(_trigger(task_id))).status == "success"
+    assert gc.get_freeze_count() == frozen  # once per process
 
 
 async def test_first_delay_is_waited_before_the_first_poll(triggerer: RunningEmulator) -> None:

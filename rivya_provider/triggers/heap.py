@@ -1,0 +1,42 @@
+"""An opt-in for triggerers running thousands of waits: keep Python's full collections short.
+
+A full (oldest-generation) pass of Python's cyclic garbage collector walks every object of the
+process, and a triggerer holds all of Airflow: in ``make bench`` each pass stopped the event loop
+for 100 to 200 ms, and they made most of the loop lag of 1,000 waits (docs/performance.md).
+``gc.freeze()`` moves what the process has built so far out of the collector's sight; only what
+comes later (the triggers themselves) is walked again. Objects that are frozen are still freed
+when nothing refers to them; only reference cycles among them are never collected.
+
+Set ``[rivya] freeze_triggerer_heap = True`` (``AIRFLOW__RIVYA__FREEZE_TRIGGERER_HEAP=True``) to
+freeze once, when the first Rivya trigger of the process runs. It changes the whole process, not
+only Rivya's triggers, which is why it is off by default.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+
+from airflow.providers.common.compat.sdk import conf
+
+log = logging.getLogger(__name__)
+
+_done = False
+
+
+def freeze_once() -> bool:
+    """Freeze the process's objects the first time this runs with the setting on.
+
+    :returns: whether this call froze them.
+    """
+    global _done
+    if _done or not conf.getboolean("rivya", "freeze_triggerer_heap", fallback=False):
+        return False
+    _done = True
+    gc.collect()  # what is garbage now is freed, not frozen for ever
+    gc.freeze()
+    log.info(
+        "Froze %d objects out of Python's garbage collector ([rivya] freeze_triggerer_heap)",
+        gc.get_freeze_count(),
+    )
+    return True
