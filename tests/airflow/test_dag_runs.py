@@ -181,8 +181,13 @@ def test_a_try_killed_while_waiting_reattaches_on_retry(
 
     run = run_dag("rivya_worker_dies", run_conf={"report": str(report)})
 
-    assert task_states(run) == {("generate", -1): ("success", 2)}
-    assert [t["error_type"] for t in reports(report)] == ["AirflowTaskTimeout"]
+    states = task_states(run)
+    state, tries = states[("generate", -1)]
+    assert (len(states), state) == (1, "success")
+    # A loaded machine can spend the first try's 1.5 s before it submits anything (seen once
+    # with two test cells side by side); then the second try is the one killed while waiting.
+    assert tries in {2, 3}
+    assert [t["error_type"] for t in reports(report)] == ["AirflowTaskTimeout"] * (tries - 1)
     manifest = xcom(run, "generate")
     assert manifest["origin"] == "resumed"
     counters = slow.counters()

@@ -288,9 +288,14 @@ def _fanout(table: Table, tmp_path: Path) -> None:
             "AIRFLOW__CORE__PARALLELISM": "20",
         }
         with run_airflow(tmp_path / "deployment", dags_folder=dags, extra_env=env) as running:
-            for number, (dag_id, label) in enumerate(
-                (("rivya_fanout", "adaptive polls"), ("rivya_fanout_fixed", "fixed 5 s polls"))
-            ):
+            runs = (
+                # Untimed: a deployment's first run pays for its own warm-up (cold imports, the
+                # first parse), which would count against whichever schedule came first.
+                ("rivya_fanout_fixed", "warm-up"),
+                ("rivya_fanout", "adaptive polls"),
+                ("rivya_fanout_fixed", "fixed 5 s polls"),
+            )
+            for number, (dag_id, label) in enumerate(runs):
                 unpause(running, dag_id)
                 scenario = Scenario(
                     deployment=running,
@@ -301,12 +306,14 @@ def _fanout(table: Table, tmp_path: Path) -> None:
                 scenario.trigger()
                 scenario.wait(timeout=600)
                 assert scenario.dag_run["state"] == "success", scenario.explain()
+                if label == "warm-up":
+                    continue
                 table.add(
                     f"20-way mapped run, real scheduler (parallelism 20), {label}",
                     f"{scenario.wall_seconds:.1f} s",
                     f"{scenario.wall_seconds / generation:.1f}x generation time "
                     f"({generation:.1f} s)",
-                    "<= 2.5x" if number == 0 else "",
+                    "<= 2.5x" if label == "adaptive polls" else "",
                 )
 
 

@@ -205,7 +205,9 @@ async def test_the_first_trigger_freezes_the_heap_once_when_asked(
     frozen = gc.get_freeze_count()
     assert frozen > 10_000  # Airflow and the provider, loaded before the first trigger ran
     assert (await _one_event(_trigger(task_id))).status == "success"
-    assert gc.get_freeze_count() == frozen  # once per process
+    # Once per process: a second freeze would take in everything made since. (The count may
+    # drop: a frozen object is still freed once nothing refers to it.)
+    assert gc.get_freeze_count() <= frozen
 
 
 async def test_first_delay_is_waited_before_the_first_poll(triggerer: RunningEmulator) -> None:
