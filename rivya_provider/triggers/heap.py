@@ -25,14 +25,19 @@ _done = False
 
 
 def freeze_once() -> bool:
-    """Freeze the process's objects the first time this runs with the setting on.
+    """Freeze the process's objects if the setting is on; decided once, at the first call.
+
+    Every trigger calls this as it starts, thousands at once after a triggerer restart: only
+    the first one reads the setting.
 
     :returns: whether this call froze them.
     """
     global _done
-    if _done or not conf.getboolean("rivya", "freeze_triggerer_heap", fallback=False):
+    if _done:
         return False
     _done = True
+    if not conf.getboolean("rivya", "freeze_triggerer_heap", fallback=False):
+        return False
     gc.collect()  # what is garbage now is freed, not frozen for ever
     gc.freeze()
     log.info(
