@@ -58,6 +58,15 @@ def answer(status: int = 200, body: Any = b"", **headers: str) -> Script:
     return script
 
 
+def raw(data: bytes) -> Script:
+    """A script that sends ``data`` as it is, framed or not."""
+
+    async def script(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        writer.write(data)
+
+    return script
+
+
 def gzip_bomb(expanded_bytes: int) -> bytes:
     """A gzip body that expands to ``expanded_bytes`` bytes (about 1/1000 of it on the wire)."""
     chunk = b"0" * (1024 * 1024)

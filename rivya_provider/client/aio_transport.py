@@ -9,8 +9,8 @@ it lacks are added here:
   timeout, over the wait for the answer and every read of its body, so a server that drips
   bytes still fails on time;
 - precise errors: ``httpx-aiohttp`` reports a refused connection or a server that hung up as a
-  ``ConnectTimeout``; they become ``ConnectError`` and ``RemoteProtocolError``, as httpx's own
-  transport names them.
+  ``ConnectTimeout``, and lets an unparsable answer through as aiohttp's own error; they become
+  ``ConnectError`` and ``RemoteProtocolError``, as httpx's own transport names them.
 """
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ def _precise(exc: Exception) -> Exception:
     """Name a failure the way httpx's own transport does."""
     if isinstance(exc, asyncio.TimeoutError):  # aiohttp's ``total``: our deadline
         return httpx.ReadTimeout("the request's wall-clock deadline passed")
+    if isinstance(exc, aiohttp.ClientError):
+        # What httpx-aiohttp leaves unmapped: an answer aiohttp cannot parse (no status line,
+        # a broken header or chunk) arrives as ClientResponseError. httpx's own transport calls
+        # that a RemoteProtocolError, a transport error like any other; raw, it would escape
+        # the client's error types and end a trigger's wait on a paid generation.
+        return httpx.RemoteProtocolError(str(exc))
     cause = exc.__cause__
     if isinstance(cause, aiohttp.ClientConnectorError) and not isinstance(exc, httpx.ConnectError):
         return httpx.ConnectError(str(exc))
@@ -46,11 +52,11 @@ def _precise(exc: Exception) -> Exception:
 def _precise_errors() -> Iterator[None]:
     try:
         yield
-    except (httpx.TransportError, asyncio.TimeoutError) as exc:
+    except (httpx.TransportError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
         precise = _precise(exc)
         if precise is exc:
             raise
-        raise precise from (exc if isinstance(exc, asyncio.TimeoutError) else exc.__cause__)
+        raise precise from (exc if exc.__cause__ is None else exc.__cause__)
 
 
 class _PreciseStream(httpx.AsyncByteStream):

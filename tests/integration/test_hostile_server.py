@@ -32,7 +32,7 @@ from rivya_provider.client.errors import (
 )
 from rivya_provider.links import RivyaResultLink
 from rivya_provider.outputs import copy_results
-from tests.hostile import HostileServer, Seen, answer, drip, gzip_bomb, response
+from tests.hostile import HostileServer, Seen, answer, drip, gzip_bomb, raw, response
 
 KEY = "rvya_sk_hostile_canary_7f3a9c"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -329,12 +329,54 @@ def test_a_broken_gzip_answer_is_a_typed_error(server: HostileServer) -> None:
 
 
 def test_raw_framing_garbage_is_a_transport_error(server: HostileServer) -> None:
-    async def script(seen: Seen, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
-
-    server.script = script
+    server.script = raw(b"NOT HTTP AT ALL\r\n\r\n")
     with client(server) as api, pytest.raises(RivyaTransportError):
         api.get_generation("task_1")
+
+
+UNPARSABLE = {
+    "no status line": b"NOT HTTP AT ALL\r\n\r\n",
+    "broken header": b"HTTP/1.1 200 OK\r\nBad Header\r\nContent-Length: 2\r\n\r\n{}",
+    "broken chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nxx\r\n",
+}
+
+
+@pytest.mark.parametrize("framing", UNPARSABLE)
+async def test_an_unparsable_answer_is_a_transport_error_for_the_async_client(
+    server: HostileServer, framing: str
+) -> None:
+    server.script = raw(UNPARSABLE[framing])
+    async with AsyncRivyaClient(
+        api_key=KEY, base_url=server.base_url, retry=RetryPolicy(max_attempts=1)
+    ) as api:
+        with pytest.raises(RivyaTransportError, match="RemoteProtocolError"):
+            await api.aget_generation("task_1")
+
+
+async def test_the_trigger_waits_out_unparsable_answers(
+    server: HostileServer, hostile_connection: str
+) -> None:
+    import time
+
+    from rivya_provider.triggers.generation import RivyaGenerationTrigger
+
+    garbage = raw(UNPARSABLE["no status line"])
+    done = answer(200, task_with(["https://cdn.example/a.png"]))
+
+    async def script(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        # The generation may be paid: two garbled answers must not end the wait.
+        await (garbage if len(server.seen) <= 2 else done)(seen, writer)
+
+    server.script = script
+    trigger = RivyaGenerationTrigger(
+        generation_id="task_1",
+        deadline=time.time() + 30.0,
+        rivya_conn_id=hostile_connection,
+        poll_interval=0.1,
+    )
+    event = await trigger.watch()
+    assert event.status == "success"
+    assert len(server.seen) == 3
 
 
 def test_response_helper_frames_bodies() -> None:
