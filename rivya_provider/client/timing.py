@@ -1,20 +1,23 @@
 """When to poll a generation: its expected duration, and a schedule that follows it.
 
 A model's expected generation time comes from a hint in Rivya's ``/models`` catalogue where one
-is given, else from a running estimate of the durations this process has seen for that model and
-base URL (an exponentially weighted mean, shared by every wait in the process: the triggers of a
-triggerer learn from each other). Polls then come shortly before the expected end, densely around
-it, and ever more sparsely after it, so a finished image is noticed within a small share of its
-wait while a long wait costs few requests.
+is given, else from a running estimate of the durations seen for that model and base URL (an
+exponentially weighted mean, shared by every wait in the process, so the triggers of a
+triggerer learn from each other, and with the machine's other processes through a small file,
+so a worker's new task starts from what the triggerer learnt). Polls then come shortly before
+the expected end, densely around it, and ever more sparsely after it, so a finished image is
+noticed within a small share of its wait while a long wait costs few requests.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from rivya_provider.client import durations_file
 from rivya_provider.client.models import GenerationTask, TaskStatus
 
 #: Weight of the newest observed duration in the running estimate.
@@ -36,6 +39,9 @@ MIN_GAP = 0.5
 #: Observed durations beyond this many seconds are left out of the estimate (an outlier, a
 #: wait that was resumed after a restart).
 LONGEST_OBSERVATION = 3600.0
+#: A process shares what it learnt of a model with the machine's other processes, and looks for
+#: what they learnt of a model it knows nothing about, at most this often (seconds).
+SHARE_EVERY_SECONDS = 5.0
 
 
 def _clamp(value: float, low: float, high: float) -> float:
@@ -89,12 +95,17 @@ class DurationEstimates:
     """Running estimates of generation time per base URL and model, shared in a process.
 
     :param weight: weight of the newest observation (0-1).
+    :param share: also share the estimates with the machine's other processes
+        (:mod:`~rivya_provider.client.durations_file`).
     """
 
-    def __init__(self, *, weight: float = ESTIMATE_WEIGHT) -> None:
+    def __init__(self, *, weight: float = ESTIMATE_WEIGHT, share: bool = False) -> None:
         self._weight = weight
+        self._share = share
         self._lock = threading.Lock()
         self._means: dict[tuple[str, str], float] = {}
+        self._shared_at: dict[tuple[str, str], float] = {}
+        self._read_at: dict[str, float] = {}
 
     def observe(self, *, base_url: str, model: str, seconds: float) -> None:
         """Fold one observed duration into the model's estimate.
@@ -106,27 +117,58 @@ class DurationEstimates:
         if not math.isfinite(seconds) or not 0 < seconds <= LONGEST_OBSERVATION:
             return
         key = (base_url, model)
+        now = time.monotonic()
         with self._lock:
             mean = self._means.get(key)
-            self._means[key] = seconds if mean is None else mean + self._weight * (seconds - mean)
+            mean = seconds if mean is None else mean + self._weight * (seconds - mean)
+            self._means[key] = mean
+            # A triggerer sees many generations finish together: it folds its own estimate into
+            # the machine's at most every SHARE_EVERY_SECONDS per model, not at every one.
+            last_shared = self._shared_at.get(key, -math.inf)
+            share = self._share and now - last_shared >= SHARE_EVERY_SECONDS
+            if share:
+                self._shared_at[key] = now
+        if share:
+            machine_wide = durations_file.fold(
+                base_url, model=model, seconds=mean, weight=self._weight
+            )
+            if machine_wide is not None:
+                with self._lock:
+                    self._means[key] = machine_wide
 
     def get(self, *, base_url: str, model: str) -> float | None:
         """Return the model's estimate in seconds, or ``None`` before any observation.
 
+        A process that has seen no generation of the model takes the machine's estimate.
+
         :param base_url: the API base URL.
         :param model: the model id.
         """
+        key = (base_url, model)
+        now = time.monotonic()
         with self._lock:
-            return self._means.get((base_url, model))
+            mean = self._means.get(key)
+            if mean is not None or not self._share:
+                return mean
+            if now - self._read_at.get(base_url, -math.inf) < SHARE_EVERY_SECONDS:
+                return None
+            self._read_at[base_url] = now
+        shared = durations_file.read(base_url)
+        with self._lock:
+            for name, seconds in shared.items():
+                self._means.setdefault((base_url, name), seconds)
+            return self._means.get(key)
 
     def clear(self) -> None:
-        """Forget every estimate."""
+        """Forget every estimate this process holds."""
         with self._lock:
             self._means.clear()
+            self._shared_at.clear()
+            self._read_at.clear()
 
 
 #: The estimates of this process.
-ESTIMATES = DurationEstimates()
+ESTIMATES = DurationEstimates(share=True)
 
 
 def expected_seconds(*, base_url: str, model: str | None, hint: float | None) -> float | None:

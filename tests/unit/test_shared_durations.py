@@ -1,0 +1,124 @@
+"""Expected generation times shared by the processes of one machine (durations_file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rivya_provider.client import durations_file, machine
+from rivya_provider.client.timing import ESTIMATES, SHARE_EVERY_SECONDS, DurationEstimates
+
+URL = "http://127.0.0.1:9"
+
+
+def _file() -> Path:
+    (found,) = machine.folder().glob("durations-*.json")  # type: ignore[union-attr]
+    return found
+
+
+def test_a_new_process_starts_from_what_another_one_learnt() -> None:
+    # The other process: a triggerer that watched a generation finish.
+    learnt = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from rivya_provider.client.timing import ESTIMATES\n"
+            f"ESTIMATES.observe(base_url={URL!r}, model='flux-2-flex', seconds=3.5)",
+        ],
+        env=os.environ,
+        check=True,
+        timeout=60,
+    )
+    assert learnt.returncode == 0
+    assert ESTIMATES.get(base_url=URL, model="flux-2-flex") == pytest.approx(3.5)
+    # Only that model, and only on that server.
+    assert ESTIMATES.get(base_url=URL, model="flux-kontext-pro") is None
+    assert ESTIMATES.get(base_url="http://elsewhere", model="flux-2-flex") is None
+
+
+def test_processes_fold_their_estimates_into_one() -> None:
+    worker, triggerer = DurationEstimates(share=True), DurationEstimates(share=True)
+    worker.observe(base_url=URL, model="m", seconds=10.0)
+    triggerer.observe(base_url=URL, model="m", seconds=20.0)
+    # The triggerer's estimate moved from the machine's 10 s towards its own 20 s.
+    assert triggerer.get(base_url=URL, model="m") == pytest.approx(13.0)
+    assert durations_file.read(URL) == {"m": pytest.approx(13.0)}
+    # A process's own estimate wins over the machine's once it has one.
+    assert worker.get(base_url=URL, model="m") == pytest.approx(10.0)
+
+
+def test_a_busy_file_is_not_waited_for() -> None:
+    estimates = DurationEstimates(share=True)
+    with machine.locked(durations_file._path(URL).with_suffix(".lock")) as held:  # type: ignore[union-attr]
+        assert held is not None
+        started = time.monotonic()
+        estimates.observe(base_url=URL, model="m", seconds=4.0)
+        assert time.monotonic() - started < 1.0
+    assert estimates.get(base_url=URL, model="m") == pytest.approx(4.0)
+    assert durations_file.read(URL) == {}
+
+
+def test_a_process_shares_a_model_at_most_every_few_seconds() -> None:
+    estimates = DurationEstimates(share=True, weight=0.5)
+    estimates.observe(base_url=URL, model="m", seconds=4.0)
+    estimates.observe(base_url=URL, model="m", seconds=8.0)
+    assert estimates.get(base_url=URL, model="m") == pytest.approx(6.0)
+    assert durations_file.read(URL) == {"m": pytest.approx(4.0)}
+    assert SHARE_EVERY_SECONDS >= 1.0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"not json",
+        b"[1, 2]",
+        json.dumps({"m": "fast", "n": [1], "o": [-2.0, 0], "p": {"0": 1}}).encode(),
+        json.dumps({"m": [float("inf"), 0]}).encode(),
+        b'{"m": [3.0, 1e300]}',
+    ],
+)
+def test_a_file_that_makes_no_sense_is_ignored(content: bytes) -> None:
+    DurationEstimates(share=True).observe(base_url=URL, model="seed", seconds=1.0)
+    _file().write_bytes(content)
+    assert durations_file.read(URL) == {}
+    assert DurationEstimates(share=True).get(base_url=URL, model="m") is None
+    # The next observation writes a sound file again.
+    DurationEstimates(share=True).observe(base_url=URL, model="m", seconds=2.0)
+    assert durations_file.read(URL) == {"m": 2.0}
+
+
+def test_an_old_or_oversized_file_is_ignored() -> None:
+    DurationEstimates(share=True).observe(base_url=URL, model="m", seconds=2.0)
+    week_ago = time.time() - durations_file.MAX_AGE_SECONDS - 60
+    _file().write_text(json.dumps({"m": [2.0, week_ago], "n": [3.0, time.time()]}))
+    assert durations_file.read(URL) == {"n": 3.0}
+    padding = "x" * durations_file.MAX_FILE_BYTES
+    _file().write_text(json.dumps({"n": [3.0, time.time()], padding: [1.0, time.time()]}))
+    assert durations_file.read(URL) == {}
+
+
+def test_the_file_keeps_the_most_recently_seen_models_only() -> None:
+    for number in range(durations_file.MAX_MODELS + 10):
+        DurationEstimates(share=True).observe(base_url=URL, model=f"m{number}", seconds=1.0)
+    kept = durations_file.read(URL)
+    assert len(kept) == durations_file.MAX_MODELS
+    assert "m0" not in kept
+    assert f"m{durations_file.MAX_MODELS + 9}" in kept
+
+
+def test_nothing_is_shared_when_sharing_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RIVYA_CACHE_DIR", "")
+    DurationEstimates(share=True).observe(base_url=URL, model="m", seconds=2.0)
+    assert DurationEstimates(share=True).get(base_url=URL, model="m") is None
+
+
+def test_the_file_holds_no_base_url_and_is_private() -> None:
+    DurationEstimates(share=True).observe(base_url=URL, model="m", seconds=2.0)
+    assert URL not in _file().read_text()
+    assert _file().stat().st_mode & 0o077 == 0
