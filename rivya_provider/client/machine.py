@@ -5,6 +5,11 @@ Airflow runs each task in a process of its own, so what "every task of a worker"
 ``$RIVYA_CACHE_DIR``, else ``$XDG_CACHE_HOME/rivya-provider``, else ``~/.cache/rivya-provider``;
 ``RIVYA_CACHE_DIR=`` (empty) turns sharing off, and so does a folder that cannot be written:
 each process then keeps its state to itself, as before.
+
+Files are named after the server (and account) they describe, so a test suite that starts an
+emulator on a new port each run would leave a trail of them: the first process to use the folder
+deletes the files nobody has written for :data:`STALE_AFTER_SECONDS` (lock files excepted, as
+another process may hold one).
 """
 
 from __future__ import annotations
@@ -25,6 +30,12 @@ log = logging.getLogger(__name__)
 
 #: Seconds between tries of a lock that is held.
 _LOCK_POLL_SECONDS = 0.05
+#: A shared file nobody wrote for this long (a week) is deleted.
+STALE_AFTER_SECONDS = 7 * 24 * 3600.0
+#: Names of the files this package shares (and their temporary copies): the only ones pruned,
+#: whatever else a user's ``RIVYA_CACHE_DIR`` holds.
+OWN_PREFIXES = ("models-", "durations-", "pace-", ".models-", ".durations-")
+_pruned: set[Path] = set()
 
 
 def folder() -> Path | None:
@@ -46,7 +57,26 @@ def shared_path(name: str) -> Path | None:
     except OSError as exc:
         log.debug("Nothing is shared between processes: %s", exc)
         return None
+    if where not in _pruned:
+        _pruned.add(where)
+        prune(where)
     return where / name
+
+
+def prune(where: Path, *, now: float | None = None) -> None:
+    """Delete this package's files in ``where`` nobody wrote for :data:`STALE_AFTER_SECONDS`."""
+    oldest = (time.time() if now is None else now) - STALE_AFTER_SECONDS
+    try:
+        for entry in os.scandir(where):
+            if not entry.name.startswith(OWN_PREFIXES) or entry.name.endswith(".lock"):
+                continue
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_mtime < oldest:
+                    os.unlink(entry.path)
+    except OSError as exc:
+        log.debug("Could not tidy %s: %s", where, exc)
 
 
 @contextlib.contextmanager

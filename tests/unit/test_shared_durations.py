@@ -122,3 +122,32 @@ def test_the_file_holds_no_base_url_and_is_private() -> None:
     DurationEstimates(share=True).observe(base_url=URL, model="m", seconds=2.0)
     assert URL not in _file().read_text()
     assert _file().stat().st_mode & 0o077 == 0
+
+
+def test_the_first_process_deletes_shared_files_nobody_wrote_for_a_week(tmp_path: Path) -> None:
+    week_ago = time.time() - machine.STALE_AFTER_SECONDS - 60
+    names = [
+        "durations-old.json",
+        "models-old.json",
+        "pace-old",
+        ".durations-old.tmp",
+        "models-old.lock",  # another process may hold it
+        "durations-new.json",
+        "notes.txt",  # not ours: a user's folder may hold anything
+    ]
+    for name in names:
+        (tmp_path / name).write_text("x")
+        if name != "durations-new.json":
+            os.utime(tmp_path / name, (week_ago, week_ago))
+    machine.prune(tmp_path)
+    left = sorted(path.name for path in tmp_path.iterdir())
+    assert left == ["durations-new.json", "models-old.lock", "notes.txt"]
+
+
+def test_a_process_tidies_the_shared_folder_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    tidied: list[Path] = []
+    monkeypatch.setattr(machine, "prune", tidied.append)
+    monkeypatch.setattr(machine, "_pruned", set())
+    for _ in range(3):
+        machine.shared_path("durations-x.json")
+    assert tidied == [machine.folder()]
