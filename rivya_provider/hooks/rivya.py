@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import weakref
+from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -219,16 +221,51 @@ def _extra_problems(exc: ValidationError) -> list[FieldProblem]:
 _ASYNC_POOLS: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[ClientSettings, AsyncRivyaClient]
 ] = weakref.WeakKeyDictionary()
+# The async generator of each loop that closes its clients when the loop shuts down.
+_CLOSERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def shared_async_client(settings: ClientSettings) -> AsyncRivyaClient:
     """Return the async client shared by the running event loop for these settings."""
     loop = asyncio.get_running_loop()
-    pool = _ASYNC_POOLS.setdefault(loop, {})
+    pool = _ASYNC_POOLS.get(loop)
+    if pool is None:
+        pool = _ASYNC_POOLS[loop] = {}
+        _close_with_loop(loop, pool)
     client = pool.get(settings)
     if client is None:
         client = pool[settings] = AsyncRivyaClient(**settings.kwargs())
     return client
+
+
+def _close_with_loop(loop: asyncio.AbstractEventLoop, pool: dict[Any, AsyncRivyaClient]) -> None:
+    """Close the loop's shared clients when it shuts down (``asyncio.run`` does, as does the
+    triggerer): left open, aiohttp logs "Unclosed client session" as an error at exit.
+
+    The loop closes the async generators started in it (``shutdown_asyncgens``); this one is
+    started here and sits at its ``yield`` until then.
+    """
+
+    async def closing() -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            clients = list(pool.values())
+            pool.clear()
+            for client in clients:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+    closer = _CLOSERS[loop] = closing()
+    # Calling __anext__ registers the generator with the running loop at once; the task runs
+    # it to its yield on the loop's next turn.
+    loop.create_task(_started(closer.__anext__()))
+
+
+async def _started(step: Awaitable[None]) -> None:
+    await step
 
 
 class RivyaHook(BaseHook):

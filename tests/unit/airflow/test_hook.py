@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import warnings
 from typing import Any
 
 import pytest
@@ -377,6 +379,28 @@ def test_shared_async_client_is_per_loop_and_per_settings() -> None:
     finally:
         loop.close()
         other_loop.close()
+
+
+def test_the_loops_shared_clients_are_closed_when_it_shuts_down(
+    emulator: RunningEmulator, recwarn: pytest.WarningsRecorder
+) -> None:
+    warnings.simplefilter("always", ResourceWarning)
+    settings = settings_from_connection(
+        make_connection(password=emulator.api_key, host=emulator.base_url)
+    )
+
+    async def poll() -> AsyncRivyaClient:
+        client = shared_async_client(settings)
+        await client.aget_credits()
+        return client
+
+    client = asyncio.run(poll())
+    gc.collect()
+    # Left open, aiohttp would log "Unclosed client session" as an error at the triggerer's exit.
+    assert client._http.is_closed
+    assert not [w for w in recwarn if "Unclosed" in str(w.message)]
+    # A new loop gets clients of its own.
+    assert asyncio.run(poll()) is not client
 
 
 def test_shared_async_client_needs_a_running_loop() -> None:
