@@ -21,7 +21,14 @@ SIZE = 20
 FIXED: dict[str, Any] = {"poll_interval": 5.0, "first_poll_delay": 2.5}
 
 for dag_id, polls in (("rivya_fanout", {}), ("rivya_fanout_fixed", FIXED)):
-    with DAG(dag_id=dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    # All 20 at once: Airflow's default [core] max_active_tasks_per_dag is 16.
+    with DAG(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_tasks=SIZE,
+    ):
         RivyaGenerateOperator.partial(
             task_id="generate",
             model="flux-2-flex",
