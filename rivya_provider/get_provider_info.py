@@ -60,6 +60,25 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": ["rivya_provider.links.RivyaResultLink"],
+        # Listed so that `airflow config list` shows the option with its default.
+        "config": {
+            "rivya": {
+                "description": "Settings of the Rivya provider for the processes that run it.",
+                "options": {
+                    "freeze_triggerer_heap": {
+                        "description": "Freeze the triggerer's objects out of Python's garbage "
+                        "collector when the first Rivya trigger starts (gc.freeze()): shorter "
+                        "full collections for thousands of waits in one triggerer. It changes "
+                        "the whole process, other providers' triggers included; read once per "
+                        "process.",
+                        "version_added": "0.1.0",
+                        "type": "boolean",
+                        "example": "True",
+                        "default": "False",
+                    }
+                },
+            }
+        },
         "connection-types": [
             {
                 "connection-type": "rivya",

@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import os
+import subprocess
+import sys
 from importlib import metadata, resources
 from typing import Any
 
@@ -309,3 +312,16 @@ def test_providers_manager_registers_trigger_and_extra_link() -> None:
     assert "rivya_provider.links.RivyaResultLink" in manager.extra_links_class_names
     triggers = {t.trigger_class_name for t in manager.trigger if t.package_name == DISTRIBUTION}
     assert triggers == {"rivya_provider.triggers.generation"}
+
+
+@pytest.mark.parametrize(("environment", "shown"), [({}, "False"), ({"ON": "True"}, "True")])
+def test_airflow_config_knows_the_providers_option(environment: dict[str, str], shown: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__RIVYA__FREEZE_TRIGGERER_HEAP"}
+    if environment:
+        env["AIRFLOW__RIVYA__FREEZE_TRIGGERER_HEAP"] = environment["ON"]
+    command = [sys.executable, "-m", "airflow", "config", "get-value", "rivya"]
+    answer = subprocess.run(
+        [*command, "freeze_triggerer_heap"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert answer.returncode == 0, answer.stderr[-2000:]
+    assert answer.stdout.strip().splitlines()[-1] == shown
