@@ -35,6 +35,8 @@ MAX_AGE_SECONDS = 7 * 24 * 3600.0
 MAX_MODELS = 64
 #: A larger file is not read.
 MAX_FILE_BYTES = 64 * 1024
+#: A longer model id is not shared (Rivya's are a few dozen characters).
+MAX_MODEL_ID = 128
 
 
 def _path(base_url: str) -> Path | None:
@@ -91,7 +93,7 @@ def fold(base_url: str, *, model: str, seconds: float, weight: float) -> float |
     :returns: the machine's new estimate, or ``None`` when the file was busy or could not be
         used (the caller keeps its own).
     """
-    path = _path(base_url)
+    path = None if len(model) > MAX_MODEL_ID else _path(base_url)
     lock = None if path is None else path.with_suffix(".lock")
     with machine.locked(lock, wait=0.0) as held:
         if held is None or path is None:

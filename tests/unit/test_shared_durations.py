@@ -112,6 +112,14 @@ def test_the_file_keeps_the_most_recently_seen_models_only() -> None:
     assert f"m{durations_file.MAX_MODELS + 9}" in kept
 
 
+def test_an_overlong_model_id_is_kept_to_the_process() -> None:
+    model = "m" * (durations_file.MAX_MODEL_ID + 1)
+    estimates = DurationEstimates(share=True)
+    estimates.observe(base_url=URL, model=model, seconds=2.0)
+    assert estimates.get(base_url=URL, model=model) == 2.0
+    assert durations_file.read(URL) == {}
+
+
 def test_nothing_is_shared_when_sharing_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RIVYA_CACHE_DIR", "")
     DurationEstimates(share=True).observe(base_url=URL, model="m", seconds=2.0)
