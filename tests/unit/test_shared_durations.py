@@ -24,7 +24,7 @@ def _file() -> Path:
 
 def test_a_new_process_starts_from_what_another_one_learnt() -> None:
     # The other process: a triggerer that watched a generation finish.
-    learnt = subprocess.run(
+    subprocess.run(
         [
             sys.executable,
             "-c",
@@ -35,7 +35,6 @@ def test_a_new_process_starts_from_what_another_one_learnt() -> None:
         check=True,
         timeout=60,
     )
-    assert learnt.returncode == 0
     assert ESTIMATES.get(base_url=URL, model="flux-2-flex") == pytest.approx(3.5)
     # Only that model, and only on that server.
     assert ESTIMATES.get(base_url=URL, model="flux-kontext-pro") is None
