@@ -15,11 +15,8 @@ is public: nothing secret is written, and file names carry only a digest of the 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,9 +41,12 @@ class SharedAnswer:
     expires_in: float
 
 
+#: A larger copy is not read.
+MAX_COPY_BYTES = 4 * 1024 * 1024
+
+
 def _paths(base_url: str) -> tuple[Path, Path] | None:
-    name = "models-" + hashlib.sha256(base_url.encode()).hexdigest()[:24]
-    copy = machine.shared_path(f"{name}.json")
+    copy = machine.keyed_path("models", base_url, ".json")
     return None if copy is None else (copy, copy.with_suffix(".lock"))
 
 
@@ -65,11 +65,11 @@ def read(base_url: str) -> SharedAnswer | None:
     paths = _paths(base_url)
     if paths is None:
         return None
+    raw = machine.read_own(paths[0], max_bytes=MAX_COPY_BYTES)
+    if raw is None:
+        return None
     try:
-        with open(paths[0], "rb") as handle:
-            if os.fstat(handle.fileno()).st_uid != os.getuid():
-                return None
-            saved = json.loads(handle.read(4 * 1024 * 1024))
+        saved = json.loads(raw)
         expires_in = float(saved["expires_at"]) - time.time()
         body, error = saved["body"], str(saved["error"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -87,16 +87,7 @@ def write(base_url: str, *, body: str | None, error: str = "", ttl: float) -> No
     if paths is None:
         return
     saved = {"base_url": base_url, "expires_at": time.time() + ttl, "body": body, "error": error}
-    temporary = None
-    try:
-        fd, temporary = tempfile.mkstemp(dir=paths[0].parent, prefix=".models-", suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(saved, handle)
-        os.replace(temporary, paths[0])
-    except OSError as exc:
-        log.debug("Could not share the model catalogue: %s", exc)
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)
+    machine.write_atomically(paths[0], json.dumps(saved))
 
 
 def forget() -> None:

@@ -15,18 +15,12 @@ the file (the triggerer calls this from its event loop), it keeps its own estima
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
 from rivya_provider.client import machine
-
-log = logging.getLogger(__name__)
 
 #: An estimate nobody refreshed for this long (a week) is not used: the model may have changed.
 MAX_AGE_SECONDS = 7 * 24 * 3600.0
@@ -40,14 +34,13 @@ MAX_MODEL_ID = 128
 
 
 def _path(base_url: str) -> Path | None:
-    name = "durations-" + hashlib.sha256(base_url.encode()).hexdigest()[:24]
-    return machine.shared_path(f"{name}.json")
+    return machine.keyed_path("durations", base_url, ".json")
 
 
-def _entries(raw: bytes, *, now: float) -> dict[str, tuple[float, float]]:
+def _entries(raw: bytes | None, *, now: float) -> dict[str, tuple[float, float]]:
     """The file's valid, unexpired estimates: model id -> (seconds, when last seen)."""
     try:
-        saved = json.loads(raw)
+        saved = json.loads(raw or b"{}")
     except ValueError:
         return {}
     found: dict[str, tuple[float, float]] = {}
@@ -61,29 +54,12 @@ def _entries(raw: bytes, *, now: float) -> dict[str, tuple[float, float]]:
     return found
 
 
-def _read(handle: int) -> bytes:
-    if os.fstat(handle).st_uid != os.getuid():
-        return b""
-    os.lseek(handle, 0, os.SEEK_SET)
-    raw = os.read(handle, MAX_FILE_BYTES + 1)
-    return b"" if len(raw) > MAX_FILE_BYTES else raw
-
-
 def read(base_url: str) -> dict[str, float]:
     """Return the machine's estimates for ``base_url``: model id -> seconds (maybe empty)."""
     path = _path(base_url)
     if path is None:
         return {}
-    try:
-        handle = os.open(path, os.O_RDONLY)
-    except OSError:
-        return {}
-    try:
-        raw = _read(handle)
-    except OSError:
-        return {}
-    finally:
-        os.close(handle)
+    raw = machine.read_own(path, max_bytes=MAX_FILE_BYTES)
     return {model: seconds for model, (seconds, _) in _entries(raw, now=time.time()).items()}
 
 
@@ -99,27 +75,10 @@ def fold(base_url: str, *, model: str, seconds: float, weight: float) -> float |
         if held is None or path is None:
             return None
         now = time.time()
-        try:
-            with open(path, "rb") as handle:
-                entries = _entries(_read(handle.fileno()), now=now)
-        except OSError:
-            entries = {}
+        entries = _entries(machine.read_own(path, max_bytes=MAX_FILE_BYTES), now=now)
         mean = entries[model][0] if model in entries else None
         estimate = seconds if mean is None else mean + weight * (seconds - mean)
         entries[model] = (estimate, now)
         kept = sorted(entries.items(), key=lambda item: item[1][1])[-MAX_MODELS:]
-        _write(path, {name: list(entry) for name, entry in kept})
+        machine.write_atomically(path, json.dumps({name: list(entry) for name, entry in kept}))
         return estimate
-
-
-def _write(path: Path, saved: dict[str, list[float]]) -> None:
-    temporary = None
-    try:
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".durations-", suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(saved, handle)
-        os.replace(temporary, path)
-    except OSError as exc:
-        log.debug("Could not share generation times: %s", exc)
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)

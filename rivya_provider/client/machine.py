@@ -15,8 +15,10 @@ another process may hold one).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,6 +63,50 @@ def shared_path(name: str) -> Path | None:
         _pruned.add(where)
         prune(where)
     return where / name
+
+
+def keyed_path(kind: str, key: str, suffix: str = "") -> Path | None:
+    """Return the shared file of ``kind`` for ``key`` (a base URL, ...), named by a digest only.
+
+    :param kind: what the file holds (one of :data:`OWN_PREFIXES`, without its dash).
+    :param key: what it is about; only a digest of it is in the name.
+    :param suffix: the file name's ending (``.json``).
+    """
+    return shared_path(f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:24]}{suffix}")
+
+
+def read_own(path: Path, *, max_bytes: int) -> bytes | None:
+    """Return a shared file's bytes; ``None`` when it is missing, not this user's or too large."""
+    try:
+        handle = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        if os.fstat(handle).st_uid != os.getuid():
+            return None
+        raw = os.read(handle, max_bytes + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(handle)
+    return None if len(raw) > max_bytes else raw
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace a shared file's text at once: a reader sees the old file or the new one, whole.
+
+    A failure is logged at debug level and otherwise ignored: sharing is best effort.
+    """
+    temporary = None
+    try:
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except OSError as exc:
+        log.debug("Could not share %s: %s", path.name, exc)
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
 
 
 def prune(where: Path, *, now: float | None = None) -> None:

@@ -92,8 +92,7 @@ def shared_pacer(*, base_url: str, api_key: str, rate: float | None) -> Pacer | 
     with _PACERS_LOCK:
         pacer = _PACERS.get((base_url, account, rate))
         if pacer is None:
-            digest = hashlib.sha256(f"{base_url} {account}".encode()).hexdigest()[:24]
-            path = machine.shared_path(f"pace-{digest}")
+            path = machine.keyed_path("pace", f"{base_url} {account}")
             pacer = Pacer(rate) if path is None else MachinePacer(rate, path)
             _PACERS[(base_url, account, rate)] = pacer
         return pacer

@@ -158,3 +158,17 @@ def test_a_process_tidies_the_shared_folder_once(monkeypatch: pytest.MonkeyPatch
     for _ in range(3):
         machine.shared_path("durations-x.json")
     assert tidied == [machine.folder()]
+
+
+def test_a_shared_file_is_read_only_when_it_is_this_users_and_small(tmp_path: Path) -> None:
+    copy = tmp_path / "durations-x.json"
+    assert machine.read_own(copy, max_bytes=8) is None  # missing
+    machine.write_atomically(copy, "12345678")
+    assert machine.read_own(copy, max_bytes=8) == b"12345678"
+    assert machine.read_own(copy, max_bytes=7) is None  # too large
+    machine.write_atomically(copy, "new")
+    assert copy.read_text() == "new"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["durations-x.json"]
+    if os.getuid() == 0:  # only root can hand a file to another user
+        os.chown(copy, 12345, -1)
+        assert machine.read_own(copy, max_bytes=8) is None
