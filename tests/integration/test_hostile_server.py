@@ -9,7 +9,7 @@ import os
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -33,6 +33,9 @@ from rivya_provider.client.errors import (
 from rivya_provider.links import RivyaResultLink
 from rivya_provider.outputs import copy_results
 from tests.hostile import HostileServer, Seen, answer, drip, gzip_bomb, raw, response
+
+if TYPE_CHECKING:
+    from rivya_provider.triggers.generation import RivyaGenerationTrigger
 
 KEY = "rvya_sk_hostile_canary_7f3a9c"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -270,20 +273,25 @@ def hostile_connection(server: HostileServer) -> Iterator[str]:
     os.environ.pop(env, None)
 
 
-async def test_the_trigger_caps_retry_after(server: HostileServer, hostile_connection: str) -> None:
+def _trigger(connection_id: str, *, deadline_in: float) -> RivyaGenerationTrigger:
+    """A trigger polling ``task_1`` every 0.1 s until ``deadline_in`` seconds from now."""
     import time
 
     from rivya_provider.triggers.generation import RivyaGenerationTrigger
 
+    return RivyaGenerationTrigger(
+        generation_id="task_1",
+        deadline=time.time() + deadline_in,
+        rivya_conn_id=connection_id,
+        poll_interval=0.1,
+    )
+
+
+async def test_the_trigger_caps_retry_after(server: HostileServer, hostile_connection: str) -> None:
     server.script = answer(
         429, {"error": {"code": "rate_limited", "message": "slow down"}}, Retry_After="1000000000"
     )
-    trigger = RivyaGenerationTrigger(
-        generation_id="task_1",
-        deadline=time.time() + 10.0,
-        rivya_conn_id=hostile_connection,
-        poll_interval=0.1,
-    )
+    trigger = _trigger(hostile_connection, deadline_in=10.0)
     event = await trigger.watch()
     assert event.status == "timeout"
     # Capped at 0.2 s, plus a random extra whose range doubles per 429 in a row (1, 2, 4 s): four
@@ -294,17 +302,8 @@ async def test_the_trigger_caps_retry_after(server: HostileServer, hostile_conne
 async def test_the_trigger_ends_by_its_own_clock_against_a_drip(
     server: HostileServer, hostile_connection: str
 ) -> None:
-    import time
-
-    from rivya_provider.triggers.generation import RivyaGenerationTrigger
-
     server.script = drip(DRIP_HEAD, every=0.5, limit=60)  # ~40 s for the whole answer
-    trigger = RivyaGenerationTrigger(
-        generation_id="task_1",
-        deadline=time.time() + 1.0,
-        rivya_conn_id=hostile_connection,
-        poll_interval=0.1,
-    )
+    trigger = _trigger(hostile_connection, deadline_in=1.0)
     event = await trigger.watch()
     assert event.status == "timeout"
     assert len(server.seen) == 1
@@ -356,10 +355,6 @@ async def test_an_unparsable_answer_is_a_transport_error_for_the_async_client(
 async def test_the_trigger_waits_out_unparsable_answers(
     server: HostileServer, hostile_connection: str
 ) -> None:
-    import time
-
-    from rivya_provider.triggers.generation import RivyaGenerationTrigger
-
     garbage = raw(UNPARSABLE["no status line"])
     done = answer(200, task_with(["https://cdn.example/a.png"]))
 
@@ -368,12 +363,7 @@ async def test_the_trigger_waits_out_unparsable_answers(
         await (garbage if len(server.seen) <= 2 else done)(seen, writer)
 
     server.script = script
-    trigger = RivyaGenerationTrigger(
-        generation_id="task_1",
-        deadline=time.time() + 30.0,
-        rivya_conn_id=hostile_connection,
-        poll_interval=0.1,
-    )
+    trigger = _trigger(hostile_connection, deadline_in=30.0)
     event = await trigger.watch()
     assert event.status == "success"
     assert len(server.seen) == 3
