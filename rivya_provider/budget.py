@@ -96,7 +96,7 @@ def generation_list(value: Any, *, field_name: str = "generations") -> list[Mapp
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             value = None
     if isinstance(value, Mapping):
         return [value]

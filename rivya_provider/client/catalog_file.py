@@ -72,7 +72,7 @@ def read(base_url: str) -> SharedAnswer | None:
         saved = json.loads(raw)
         expires_in = float(saved["expires_at"]) - time.time()
         body, error = saved["body"], str(saved["error"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
     if saved.get("base_url") != base_url or not isinstance(body, (str, type(None))):
         return None

@@ -41,7 +41,7 @@ def _entries(raw: bytes | None, *, now: float) -> dict[str, tuple[float, float]]
     """The file's valid, unexpired estimates: model id -> (seconds, when last seen)."""
     try:
         saved = json.loads(raw or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than json can parse
         return {}
     found: dict[str, tuple[float, float]] = {}
     for model, entry in saved.items() if isinstance(saved, dict) else ():

@@ -56,7 +56,7 @@ def parse_generation(raw: bytes, *, catalogue: Catalogue, file_kind: FileLookup)
     """
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, or nested too deep
         raise validation_failed(f"body: is not valid JSON ({exc})") from None
     if not isinstance(body, dict):
         raise validation_failed(f"body: must be a JSON object, got {type(body).__name__}")

@@ -194,7 +194,7 @@ def _extra_json(conn: Any, where: str) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
+    except (ValueError, RecursionError):
         problem = FieldProblem("extra", "is not valid JSON (it must be a JSON object)")
         raise RequestValidationError([problem], subject=where) from None
     if not isinstance(value, dict):

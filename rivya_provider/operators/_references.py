@@ -51,7 +51,8 @@ def as_source_list(value: FileSource | Sequence[FileSource] | None) -> list[str]
     if value is None or value == "":
         return []
     if isinstance(value, str) and value.lstrip().startswith("["):
-        with contextlib.suppress(ValueError):  # else a path that starts with "[" after all
+        # Else a path that starts with "[" after all.
+        with contextlib.suppress(ValueError, RecursionError):
             value = json.loads(value)
     if isinstance(value, str | os.PathLike | ObjectStoragePath):
         return [str(value)]

@@ -67,7 +67,7 @@ def _decoded(value: Any, field: str, expected: str) -> Any:
         return value
     try:
         return json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise RequestValidationError(
             [
                 FieldProblem(

@@ -80,6 +80,7 @@ def test_a_failed_read_is_shared_as_the_built_in_catalogue(
         pytest.param(lambda saved: {**saved, "base_url": "http://elsewhere"}, id="other-server"),
         pytest.param(lambda saved: {**saved, "body": '{"data": 7}'}, id="not-a-catalogue"),
         pytest.param(lambda saved: "}{", id="not-json"),
+        pytest.param("[" * 50_000, id="nested-too-deep"),
     ],
 )
 def test_a_copy_that_is_stale_foreign_or_broken_is_read_again(
@@ -88,7 +89,7 @@ def test_a_copy_that_is_stale_foreign_or_broken_is_read_again(
     _catalogue(emulator)
     (copy,) = machine.folder().glob("models-*.json")  # type: ignore[union-attr]
     saved = json.loads(copy.read_text())
-    copy.write_text(json.dumps(tamper(saved)) if callable(tamper) else "")
+    copy.write_text(json.dumps(tamper(saved)) if callable(tamper) else str(tamper))
     _as_another_process()
     assert "flux-2-flex" in _catalogue(emulator)
     assert _models_read(emulator) == 2

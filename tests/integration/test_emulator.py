@@ -350,6 +350,7 @@ def test_another_accounts_task_and_unknown_tasks_are_not_found(
     [
         (b"{not json", "body"),
         (b"[1, 2]", "body: must be a JSON object"),
+        (b"[" * 100_000, "body: is not valid JSON"),  # nested deeper than json parses
         (b'{"model": "flux-2-flex", "prompt": "x", "seed": 1}', "seed"),
         (b'{"prompt": "x"}', "model"),
         (b'{"model": 5, "prompt": "x"}', "model"),

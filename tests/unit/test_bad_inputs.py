@@ -284,6 +284,7 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("password empty", _settings(password=""), "password"),
     ("extra invalid JSON", _settings(extra="{not json"), "extra"),
     ("extra a list", _settings(extra="[1, 2]"), "extra"),
+    ("extra nested too deep", _settings(extra="[" * 100_000), "extra"),
     ("extra timeout -1", _settings(extra='{"timeout": -1}'), "extra.timeout"),
     ("extra deadline 0", _settings(extra='{"request_deadline": 0}'), "extra.request_deadline"),
     (

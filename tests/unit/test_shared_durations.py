@@ -80,6 +80,7 @@ def test_a_process_shares_a_model_at_most_every_few_seconds() -> None:
         json.dumps({"m": "fast", "n": [1], "o": [-2.0, 0], "p": {"0": 1}}).encode(),
         json.dumps({"m": [float("inf"), 0]}).encode(),
         b'{"m": [3.0, 1e300]}',
+        b"[" * 50_000,  # nested deeper than json parses, yet under the size cap
     ],
 )
 def test_a_file_that_makes_no_sense_is_ignored(content: bytes) -> None:

@@ -485,3 +485,14 @@ def test_reference_file_sources_accept_one_many_or_a_json_list(
     given: Any, sources: list[str]
 ) -> None:
     assert as_source_list(given) == sources
+
+
+@pytest.mark.parametrize("rendered", ["{aspectRatio: 16:9}", "[" * 100_000])
+def test_params_rendered_to_a_string_that_is_not_json_name_the_field(rendered: str) -> None:
+    operator = RivyaGenerateOperator(
+        task_id="g", model="flux-2-flex", prompt="x", model_params=rendered, validate=False
+    )
+    with pytest.raises(RequestValidationError) as raised:
+        operator._checked_inputs()
+    assert [problem.field for problem in raised.value.problems] == ["model_params"]
+    assert "| tojson" in str(raised.value)
