@@ -393,16 +393,22 @@ def _http_date(value: str | None) -> float | None:
 
 
 def retry_options(
-    policy: RetryPolicy, call: Call, *, clock: Callable[[], float] = time.monotonic
+    policy: RetryPolicy,
+    call: Call,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    started: float | None = None,
 ) -> dict[str, Any]:
     """tenacity options: retry what may succeed next time, within the policy's time budget.
 
     :param policy: the retry settings.
     :param call: the request (for its label and its own attempt cap).
     :param clock: monotonic seconds; the budget counts from the first attempt.
+    :param started: when the first attempt began by ``clock`` (default: now).
     """
     backoff = wait_random_exponential(multiplier=policy.backoff_initial, max=policy.backoff_max)
-    started = clock()
+    if started is None:
+        started = clock()
     max_attempts = call.max_attempts or policy.max_attempts
 
     def wait(state: RetryCallState) -> float:

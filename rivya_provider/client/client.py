@@ -650,38 +650,52 @@ class AsyncRivyaClient(_ClientBase):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def _retrying(self, label: Call) -> AsyncRetrying:
-        return AsyncRetrying(
-            sleep=self._sleep, **_rules.retry_options(self.config.retry, label, clock=self._clock)
-        )
+    def _retrying(self, label: Call, *, started: float | None = None) -> AsyncRetrying:
+        options = _rules.retry_options(self.config.retry, label, clock=self._clock, started=started)
+        return AsyncRetrying(sleep=self._sleep, **options)
 
     async def _send(self, call: Call) -> httpx.Response:
-        async for attempt in self._retrying(call):
+        # A first attempt that succeeds builds no tenacity object: each is some forty objects in
+        # reference cycles that only the garbage collector frees, and in a triggerer polling
+        # thousands of waits those collections stopped the event loop. A failed first attempt
+        # hands its error to tenacity as attempt 1's outcome: retries, waits, the time budget
+        # and the logs are as if tenacity had run it.
+        started = self._clock()
+        try:
+            return await self._attempt(call)
+        except Exception as exc:  # tenacity decides, and re-raises what it does not retry
+            failed: Exception | None = exc
+        async for attempt in self._retrying(call, started=started):
             with attempt:
-                governed = self._governor.reserve(now=self._clock())
-                if pause := max(self._pause_for_pacing(), governed):
-                    await self._sleep(pause)
-                # The slot covers building the request too: thousands of polls falling due
-                # together then wait cheaply, instead of each doing its work in the same turn
-                # of the event loop.
-                async with self._in_flight:
-                    request = _rules.build_request(self._http, self.config, call)
-                    try:
-                        response = await self._exchange(request)
-                        cap = self.config.limits.max_response_bytes
-                        response = await bounded.aread_capped(response, cap)
-                    except httpx.RequestError as exc:
-                        _rules.note_attempt(self.config, call, None)
-                        raise _rules.transport_error(call, exc) from exc
-                _rules.note_attempt(self.config, call, response)
-                try:
-                    checked = _rules.check_response(response)
-                except RivyaAPIError as exc:
-                    self._note_throttling(exc)
-                    raise
-                self._governor.answered()
-                return checked
+                if failed is not None:
+                    error, failed = failed, None
+                    raise error
+                return await self._attempt(call)
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _attempt(self, call: Call) -> httpx.Response:
+        governed = self._governor.reserve(now=self._clock())
+        if pause := max(self._pause_for_pacing(), governed):
+            await self._sleep(pause)
+        # The slot covers building the request too: thousands of polls falling due together
+        # then wait cheaply, instead of each doing its work in the same turn of the event loop.
+        async with self._in_flight:
+            request = _rules.build_request(self._http, self.config, call)
+            try:
+                response = await self._exchange(request)
+                cap = self.config.limits.max_response_bytes
+                response = await bounded.aread_capped(response, cap)
+            except httpx.RequestError as exc:
+                _rules.note_attempt(self.config, call, None)
+                raise _rules.transport_error(call, exc) from exc
+        _rules.note_attempt(self.config, call, response)
+        try:
+            checked = _rules.check_response(response)
+        except RivyaAPIError as exc:
+            self._note_throttling(exc)
+            raise
+        self._governor.answered()
+        return checked
 
     async def _exchange(self, request: httpx.Request) -> httpx.Response:
         """Send one API request, its body unread: what ``httpx.AsyncClient.send`` does for it."""
