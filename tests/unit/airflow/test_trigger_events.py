@@ -183,17 +183,19 @@ async def test_success_event_carries_the_task(triggerer: RunningEmulator) -> Non
 def fresh_heap(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The process's heap as if no trigger had frozen it yet; unfrozen afterwards."""
     monkeypatch.setattr(heap, "_done", False)
+    thresholds = gc.get_threshold()
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 async def test_the_heap_is_left_alone_by_default(
     triggerer: RunningEmulator, fresh_heap: None
 ) -> None:
-    frozen = gc.get_freeze_count()
+    frozen, thresholds = gc.get_freeze_count(), gc.get_threshold()
     event = await _one_event(_trigger(await _submit(triggerer)))
     assert event.status == "success"
-    assert gc.get_freeze_count() == frozen
+    assert (gc.get_freeze_count(), gc.get_threshold()) == (frozen, thresholds)
 
 
 async def test_the_first_trigger_freezes_the_heap_once_when_asked(
@@ -204,6 +206,7 @@ async def test_the_first_trigger_freezes_the_heap_once_when_asked(
     assert (await _one_event(_trigger(task_id))).status == "success"
     frozen = gc.get_freeze_count()
     assert frozen > 10_000  # Airflow and the provider, loaded before the first trigger ran
+    assert gc.get_threshold()[2] == heap.OLDEST_THRESHOLD  # full passes ten times rarer
     assert (await _one_event(_trigger(task_id))).status == "success"
     # Once per process: a second freeze would take in everything made since. (The count may
     # drop: a frozen object is still freed once nothing refers to it.)
