@@ -211,7 +211,7 @@ def dag_test(
     :param timeout: seconds before the run is stopped and reported as failed.
     :param labels: names for mapped task instances, by ``(task_id, map_index)``.
     """
-    command = [sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date]
+    command = [sys.executable, "-m", "demo.airflow_cli", "dags", "test", dag_id, logical_date]
     command += ["--conf", json.dumps(dict(conf))]
     watcher = RunWatcher(Path(env["AIRFLOW_HOME"]) / "airflow.db", dag_id, labels or {})
     start = time.monotonic()

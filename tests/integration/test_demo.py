@@ -8,6 +8,8 @@ import html
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from html.parser import HTMLParser
 from importlib.metadata import version
@@ -170,6 +172,21 @@ def test_demo_stops_airflow_at_the_timeout_and_fails(
     folder = only_run(tmp_path)
     assert list(folder.glob("*/*/summary.json")) == []
     assert len(Gallery(folder / "index.html").cards) == len(CAMPAIGN["assets"])
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "printed"),
+    [(["version"], 0, version("apache-airflow")), (["no-such-command"], 2, "invalid choice")],
+)
+def test_the_demos_airflow_command_line_is_airflows(
+    tmp_path: Path, args: list[str], code: int, printed: str
+) -> None:
+    env = airflow_env(tmp_path, dags_folder=tmp_path, connections={})
+    done = subprocess.run(
+        [sys.executable, "-m", "demo.airflow_cli", *args], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == code, done.stderr
+    assert printed in done.stdout + done.stderr
 
 
 def test_the_demo_target_repr_hides_the_api_key() -> None:
