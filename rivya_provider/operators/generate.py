@@ -263,7 +263,6 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
         task = submission.task
         self._remember(task, submission.origin)
         wire = request.to_wire()
-        RivyaResultLink.persist(context, RivyaResultLink.url_for(task))
         if not self.wait_for_completion or task.status.is_terminal:
             return self._finish(
                 context,

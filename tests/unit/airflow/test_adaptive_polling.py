@@ -13,6 +13,7 @@ from rivya_provider.client import AsyncRivyaClient, GenerationRequest
 from rivya_provider.client.timing import ESTIMATES
 from rivya_provider.emulator import RunningEmulator
 from rivya_provider.hooks.rivya import RivyaHook
+from rivya_provider.links import RivyaResultLink
 from rivya_provider.triggers.events import read_event
 from rivya_provider.triggers.generation import RivyaGenerationTrigger
 from tests.airflow_compat import import_string
@@ -128,10 +129,18 @@ def _context() -> dict[str, Any]:
 
 def test_a_quick_model_finishes_in_the_worker_without_deferring(quick: RunningEmulator) -> None:
     ESTIMATES.observe(base_url=quick.base_url, model=MODEL, seconds=QUEUED + PROCESSING)
-    manifest = _operator().execute(_context())
+    context = _context()
+    manifest = _operator().execute(context)
     assert manifest["status"] == "succeeded"
     # The first poll comes just before the expected end; at most a couple more after it.
     assert 1 <= quick.counters()["requests"][GET] <= 3
+    # The link: empty until there is a result (a try that fails early shows none), then the
+    # result; nothing pushed in between.
+    link = RivyaResultLink().xcom_key
+    assert [value for key, value in context["ti"].pushes if key == link] == [
+        "",
+        manifest["primary_url"],
+    ]
 
 
 def test_a_model_known_to_be_slow_defers_at_once_and_first_polls_near_its_end(

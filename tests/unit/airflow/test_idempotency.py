@@ -189,9 +189,12 @@ class FakeTaskInstance:
     dag_id: str = "unit_dag"
     task_id: str = "generate"
     xcoms: dict[str, Any] = field(default_factory=dict)
+    #: Every push in order: each one is a call to Airflow's API server in a real worker.
+    pushes: list[tuple[str, Any]] = field(default_factory=list)
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value
+        self.pushes.append((key, value))
 
 
 def _submit(try_number: int, *, map_index: int = -1, fresh: bool = False) -> dict[str, Any]:
