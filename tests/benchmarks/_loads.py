@@ -251,11 +251,13 @@ def _frozen_heap(freeze: bool) -> Iterator[None]:
         return
     os.environ["AIRFLOW__RIVYA__FREEZE_TRIGGERER_HEAP"] = "True"
     heap._done = False
+    thresholds = gc.get_threshold()
     try:
         yield
     finally:
         del os.environ["AIRFLOW__RIVYA__FREEZE_TRIGGERER_HEAP"]
         gc.unfreeze()
+        gc.set_threshold(*thresholds)  # the runs without the option get Python's own
 
 
 def many_triggers(
