@@ -108,6 +108,7 @@ class _ClientBase:
         )
         if transport is not None:  # tests' mock transports: no sockets to bound
             options["transport"] = transport
+            options.pop("mounts", None)
         return {**_rules.http_options(self.config), **options}
 
     def __repr__(self) -> str:

@@ -26,11 +26,14 @@ from rivya_provider.client import (
     RateLimitedError,
     RequestValidationError,
     RetryPolicy,
+    RivyaClient,
     RivyaTransportError,
     ServerError,
     ServiceUnavailableError,
+    TaskStatus,
     Timeouts,
     ValidationFailedError,
+    bounded,
 )
 from rivya_provider.client.catalog import MB
 from rivya_provider.emulator import RunningEmulator
@@ -289,6 +292,18 @@ async def test_answered_polls_leave_nothing_for_the_garbage_collector(
         finally:
             gc.enable()
     assert in_cycles < 50, f"{in_cycles} objects in reference cycles after 200 polls"
+
+
+def test_a_worker_task_against_an_http_server_builds_no_tls_context(
+    emulator: RunningEmulator,
+) -> None:
+    # Loading the CA bundle costs a task process about 35 ms of CPU it does not need here.
+    with RivyaClient(api_key=emulator.api_key, base_url=emulator.base_url) as client:
+        task = client.wait_for_generation(client.create_generation(FLEX).id, poll_interval=0.05)
+        assert task.status is TaskStatus.SUCCEEDED
+        https = client._http._transport_for_url(httpx.URL("https://rivya.ai/api/v1/credits"))
+        assert isinstance(https, bounded._BuiltOnFirstRequest)
+        assert https._transport is None
 
 
 async def test_a_create_still_in_flight_is_waited_for_and_then_replayed(
