@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 import ssl
 
 import httpx
 import pytest
 
 from rivya_provider.client import RivyaClient, bounded
+from tests.e2e.airflow_processes import free_port
 from tests.unit.conftest import API_KEY
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def _context(transport: httpx.BaseTransport) -> ssl.SSLContext:
@@ -34,7 +27,7 @@ def test_the_plain_http_transport_trusts_no_certificate_so_tls_through_it_fails(
 def test_the_https_transport_is_built_on_its_first_request_with_the_ca_bundle() -> None:
     https = bounded._sync_transports()["mounts"]["https://"]
     assert https._transport is None
-    url = f"https://127.0.0.1:{_closed_port()}/"
+    url = f"https://127.0.0.1:{free_port()}/"  # nothing listens there
     with pytest.raises(httpx.ConnectError):
         https.handle_request(httpx.Request("GET", url))
     built = https._transport
