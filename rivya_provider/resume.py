@@ -110,6 +110,10 @@ class Submission:
     origin: str
     #: Local Unix time the generation was submitted, as best known: its deadline counts from here.
     started_at: float
+    #: Local Unix time the create was answered (a generation found again: ``started_at``): its
+    #: polls count from here, as a create that was retried began its generation only at its last
+    #: attempt, and even an answered first attempt began it after ``started_at``.
+    answered_at: float
 
     @property
     def is_new(self) -> bool:
@@ -153,7 +157,7 @@ def submit_or_resume(
         tasklog.found_again(log, earlier, how="resumed", idempotency_key=key)
         if earlier.status is not TaskStatus.FAILED:
             started = stored.submitted_at or started_at_of(earlier)
-            return Submission(earlier, stored.link, key, "resumed", started)
+            return Submission(earlier, stored.link, key, "resumed", started, started)
         first_link = stored.link + 1
     if before_new is not None:
         before_new()
@@ -163,16 +167,17 @@ def submit_or_resume(
         task = client.create_generation(
             request, idempotency_key=key, validate=False, conflict_wait=conflict_wait
         )
+        answered_at = time.time()
         if not (task.replayed or (stored is not None and task.id == stored.task_id)):
             memory.remember_generation(chain, link, task.id, sent_at)
             tasklog.submitted(log, task, idempotency_key=key)
-            return Submission(task, link, key, "submitted", sent_at)
+            return Submission(task, link, key, "submitted", sent_at, answered_at)
         started = started_at_of(task)
         memory.remember_generation(chain, link, task.id, started)
         task = client.get_generation(task.id)
         tasklog.found_again(log, task, how="replayed", idempotency_key=key)
         if task.status is not TaskStatus.FAILED:
-            return Submission(task, link, key, "replayed", started)
+            return Submission(task, link, key, "replayed", started, started)
     raise ChainExhaustedError(
         f"{MAX_CHAIN_WALK} earlier generations of this task instance failed; "
         "set fresh_generation_on_retry=True or change the inputs to start over"

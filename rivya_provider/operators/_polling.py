@@ -16,6 +16,11 @@ from rivya_provider.client.models import GenerationTask
 #: generation then finishes without a round trip through the triggerer, and a slow one holds
 #: the worker slot no longer than this.
 WORKER_LOOK_MAX_SECONDS = 10.0
+#: The same bound for a model whose duration nothing says yet (no catalogue hint, nothing learnt
+#: on this machine): the polls due this soon (at 2.5, 3.5 and 4.5 s) cost a slow model a few
+#: seconds of the slot, where a deferral costs a generation that ends just after the first look
+#: ``[workers] min_heartbeat_interval`` plus a new task process.
+UNKNOWN_LOOK_MAX_SECONDS = 5.0
 
 
 def poll_schedule(
@@ -74,19 +79,22 @@ def look_before_deferring(
 ) -> WorkerLook:
     """Poll a new generation in the worker while it may still be quick.
 
-    With adaptive polls and a known expected duration, every poll the schedule places within
-    :data:`WORKER_LOOK_MAX_SECONDS` of submitting is made here (none when the model is expected
-    to take longer); otherwise one poll at the first delay, when that is short enough.
+    With adaptive polls, every poll the schedule places within :data:`WORKER_LOOK_MAX_SECONDS`
+    of submitting is made here (none when the model is expected to take longer), or within
+    :data:`UNKNOWN_LOOK_MAX_SECONDS` when its duration is unknown; with a fixed interval, one
+    poll at the first delay, when that is short enough.
 
     :param client: the worker's client.
     :param task: the generation as submitted.
     :param schedule: its poll schedule.
-    :param submitted_at: local Unix time it was submitted.
+    :param submitted_at: local Unix time Rivya answered its create (its polls count from here).
     :param log: where to say why a poll failed.
     """
     due = submitted_at + schedule.first()
     polls = 0
-    while due - submitted_at <= WORKER_LOOK_MAX_SECONDS:
+    known = schedule.expected is not None
+    limit = WORKER_LOOK_MAX_SECONDS if known or not schedule.adaptive else UNKNOWN_LOOK_MAX_SECONDS
+    while due - submitted_at <= limit:
         time.sleep(max(0.0, due - time.time()))
         seen = _look(client, task, log)
         polls += 1
@@ -100,9 +108,8 @@ def look_before_deferring(
             )
             return WorkerLook(task=task, first_delay=0.0, polls=polls)
         due = time.time() + schedule.next_delay(elapsed=time.time() - submitted_at)
-        if not schedule.adaptive or schedule.expected is None:
-            # Unknown duration: one look only. A worker learns no estimate of its own (each task
-            # is a new process), and polling a slow model here would hold the slot for nothing.
+        if not schedule.adaptive:
+            # A fixed interval: one look only, as the user's first_poll_delay asked.
             break
     if polls and not schedule.adaptive:
         # A fixed interval counts from the poll made here (as the user set it).

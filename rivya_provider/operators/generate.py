@@ -139,8 +139,9 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
         seen so far in this process): dense around the expected end, sparser the longer the
         wait, at most 30 s apart.
     :param first_poll_delay: seconds between submitting and the first poll; by default
-        (``None``) 80 % of the expected generation time, or 2.5 s when nothing is known yet. A
-        deferrable task makes the polls due within 10 s of submitting in the worker, so a quick
+        (``None``) 80 % of the expected generation time, or 2.5 s when nothing is known yet,
+        counted from Rivya's answer to the create. A deferrable task makes the polls due within
+        10 s of submitting in the worker (5 s when nothing is known of the model), so a quick
         generation finishes without deferring; a trigger that could fire within
         ``[workers] min_heartbeat_interval`` of deferring holds a result back for the rest of
         that window, to stay clear of an Airflow 3.3 race.
@@ -288,7 +289,7 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
                     client,
                     task,
                     schedule=schedule,
-                    submitted_at=submission.started_at,
+                    submitted_at=submission.answered_at,
                     log=self.log,
                 )
                 task, first_delay = look.task, look.first_delay
@@ -302,6 +303,7 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
                 deadline,
                 first_delay,
                 schedule,
+                status=task.reported_status or str(task.status),
                 try_number=context["ti"].try_number,
             )
         tasklog.waiting(
@@ -321,7 +323,7 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
             learn(
                 task,
                 base_url=client.config.base_url,
-                submitted_at=submission.started_at,
+                submitted_at=submission.answered_at,
                 now=time.time(),
             )
         return self._finish(context, task, wire, submission.origin, submission.idempotency_key)
@@ -370,12 +372,13 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
         first_delay: float,
         schedule: PollSchedule,
         *,
+        status: str,
         try_number: int,
     ) -> None:
         self.log.info(
             "Deferring: generation %s is %s; the triggerer polls it in %.1fs, then %s",
             submission.task.id,
-            submission.task.status,
+            status,
             first_delay,
             "adaptively" if schedule.adaptive else f"every {schedule.interval:.1f}s",
         )
@@ -389,7 +392,7 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
                 fire_not_before=fire_guard(first_delay=first_delay),
                 model=self.model,
                 expected_seconds=schedule.expected,
-                submitted_at=submission.started_at if submission.is_new else None,
+                submitted_at=submission.answered_at if submission.is_new else None,
                 carry={
                     "request": wire,
                     "origin": submission.origin,

@@ -79,8 +79,8 @@ class RivyaGenerationTrigger(BaseTrigger):
         updated by every wait there) paces adaptive polls.
     :param expected_seconds: the expected generation time the deferring task knew, used when
         the triggerer has no estimate of its own for the model.
-    :param submitted_at: local Unix time the generation was submitted, if this wait submitted
-        it (adaptive intervals grow with the time since; the observed duration is learnt).
+    :param submitted_at: local Unix time Rivya answered the create, if this wait submitted the
+        generation (adaptive intervals grow with the time since; the observed duration is learnt).
     """
 
     def __init__(

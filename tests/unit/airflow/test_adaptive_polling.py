@@ -166,14 +166,61 @@ def test_a_model_known_to_be_slow_defers_at_once_and_first_polls_near_its_end(
     assert kwargs["fire_not_before"] is None
 
 
-def test_a_model_of_unknown_duration_gets_one_look_in_the_worker(quick: RunningEmulator) -> None:
+def test_a_model_of_unknown_duration_gets_the_looks_of_its_first_seconds_in_the_worker(
+    quick: RunningEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
     from airflow.providers.common.compat.sdk import TaskDeferred
 
+    from rivya_provider.operators._polling import UNKNOWN_LOOK_MAX_SECONDS
+
     quick.set_faults(slow_task_rate=1.0, slow_task_extra_seconds=60)
+    operator = _operator()
+    before = time.time()
     with pytest.raises(TaskDeferred) as deferred:
-        _operator().execute(_context())
+        operator.execute(_context())
+    held = time.time() - before
     _, kwargs = deferred.value.trigger.serialize()
-    # One poll at the first delay, not every poll of the first 10 s: nothing says it is quick.
-    assert quick.counters()["requests"][GET] == 1
+    # Polls at 2.5, 3.5 and 4.5 s, not every poll of the first 10 s: nothing says it is quick.
+    assert quick.counters()["requests"][GET] == 3
+    assert UNKNOWN_LOOK_MAX_SECONDS - 1 <= held <= UNKNOWN_LOOK_MAX_SECONDS + 1
     assert kwargs["expected_seconds"] is None
-    assert kwargs["first_delay"] > 0
+    assert 0 < kwargs["first_delay"] <= 1.5
+    # The deferral names the status the last look saw, not the one the create answered (the
+    # operator logs through Airflow's structlog, to standard output).
+    (deferring,) = [line for line in capsys.readouterr().out.splitlines() if "Deferring" in line]
+    assert " is processing; " in deferring, deferring
+
+
+def test_an_unknown_model_that_ends_just_after_the_first_look_finishes_in_the_worker(
+    quick: RunningEmulator,
+) -> None:
+    # 3 s in all: the look at 2.5 s finds it running, the one at 3.5 s finds it done.
+    quick.set_faults(slow_task_rate=1.0, slow_task_extra_seconds=3.0 - QUEUED - PROCESSING)
+    manifest = _operator().execute(_context())
+    assert manifest["status"] == "succeeded"
+    assert quick.counters()["requests"][GET] == 2
+    # What the worker saw is learnt: the next task of the model polls near its end.
+    learnt = ESTIMATES.get(base_url=quick.base_url, model=MODEL)
+    assert learnt is not None
+    assert 2.5 <= learnt <= 4.0
+
+
+def test_polls_count_from_the_creates_answer_and_the_deadline_from_its_first_attempt(
+    quick: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    # The first attempt is refused (429, Retry-After 1 s): the generation begins a second later.
+    monkeypatch.setenv(DEFAULT_CONN_ENV, connection_json(quick, max_attempts=3))
+    quick.set_faults(rate_limited_next=1, slow_task_rate=1.0, slow_task_extra_seconds=60)
+    ESTIMATES.observe(base_url=quick.base_url, model=MODEL, seconds=40.0)
+    before = time.time()
+    with pytest.raises(TaskDeferred) as deferred:
+        # validate=False: the create is the first request (no catalogue read to take the 429).
+        _operator(generation_timeout=600, validate=False).execute(_context())
+    _, kwargs = deferred.value.trigger.serialize()
+    assert quick.counters()["requests"]["POST /api/v1/generations"] == 2
+    # The trigger's schedule (and what it learns) starts when Rivya answered ...
+    assert before + 1.0 <= kwargs["submitted_at"] <= time.time()
+    # ... while the deadline still counts from the first attempt: a retry never extends it.
+    assert before <= kwargs["deadline"] - 600 < before + 1.0
