@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
+import socket
 import subprocess
 import sys
 import tempfile
@@ -166,16 +168,49 @@ def target(*, real: bool) -> Iterator[Target]:
             extra=json.loads(os.environ.get("RIVYA_CONN_EXTRA") or "{}"),
         )
         return
-    from rivya_provider.emulator import run_emulator
-
-    with run_emulator() as emulator:
+    with emulator_starting() as (base_url, api_key):
         yield Target(
-            emulator.base_url,
-            emulator.api_key,
-            f"emulator at {emulator.base_url}",
+            base_url,
+            api_key,
+            f"emulator at {base_url}",
             source="placeholder images from the Rivya emulator (no account used)",
         )
     print("Emulator stopped.")
+
+
+@contextmanager
+def emulator_starting() -> Iterator[tuple[str, str]]:
+    """Yield an emulator's base URL and key at once; it starts in a thread meanwhile.
+
+    Importing and starting it (FastAPI, uvicorn) takes this process about half a second, which
+    then overlaps Airflow's start in its own process: Airflow's first call to Rivya comes seconds
+    later, and one made sooner would wait in the listening socket's backlog.
+    """
+    sock = socket.create_server(("127.0.0.1", 0), backlog=2048)
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    api_key = "rvya_sk_" + secrets.token_urlsafe(24)
+    done = threading.Event()
+    failed: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            from rivya_provider.emulator import run_emulator
+
+            with run_emulator(sock=sock, api_key=api_key):
+                done.wait()
+        except BaseException as exc:  # shown when the block ends
+            failed.append(exc)
+            sock.close()  # Airflow's calls are refused instead of waiting
+
+    server = threading.Thread(target=serve, name="rivya-emulator-start", daemon=True)
+    server.start()
+    try:
+        yield base_url, api_key
+    finally:
+        done.set()
+        server.join(timeout=15)
+    if failed:
+        raise RuntimeError("the Rivya emulator did not run") from failed[0]
 
 
 def new_run_folder(output: Path) -> Path:

@@ -6,6 +6,7 @@ output (kept in a log file) and its SQLite metadata database (read-only).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -225,7 +226,8 @@ def dag_test(
                     timed_out = True
                     stop(child)
                     break
-                time.sleep(0.5)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=0.5)  # returns as soon as Airflow exits
                 _follow(output, watcher)
                 _report_changes(watcher.tasks(), seen, start, on_change)
             child.wait()

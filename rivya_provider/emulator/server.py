@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,39 +143,49 @@ def base_url_of(sock: socket.socket) -> str:
 
 @contextmanager
 def run_emulator(
-    *, config: EmulatorConfig | None = None, startup_timeout: float = 10.0, **overrides: Any
+    *,
+    config: EmulatorConfig | None = None,
+    startup_timeout: float = 10.0,
+    sock: socket.socket | None = None,
+    **overrides: Any,
 ) -> Iterator[RunningEmulator]:
     """Serve an emulator on 127.0.0.1 (a free port) until the block ends.
 
     :param config: start settings (defaults: :class:`EmulatorConfig`).
     :param startup_timeout: seconds to wait for the server to accept connections.
+    :param sock: a listening socket to serve on instead (closed when the block ends): its
+        address can be handed out before the emulator has started, as early clients wait in its
+        backlog.
     :param overrides: :class:`EmulatorConfig` fields that replace those of ``config``.
     :raises RuntimeError: when the server does not start in time.
     """
-    settings = {**(dict(config) if config is not None else {}), **overrides}
-    app = create_app(EmulatorConfig(**settings))
-    backend = backend_of(app)
-    sock = bind_socket(host=LOOPBACK, port=0)
-    server = _PromptServer(
-        uvicorn.Config(app, log_level="warning", lifespan="off", log_config=None, access_log=False)
-    )
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="rivya-emulator", daemon=True
-    )
-    try:
-        thread.start()
-        _wait_started(server, thread, timeout=startup_timeout)
-        yield RunningEmulator(
-            base_url=base_url_of(sock),
-            api_key=backend.config.api_key,
-            state=backend.state,
-            backend=backend,
+    if sock is None:
+        sock = bind_socket(host=LOOPBACK, port=0)
+    with closing(sock):
+        settings = {**(dict(config) if config is not None else {}), **overrides}
+        app = create_app(EmulatorConfig(**settings))
+        backend = backend_of(app)
+        server = _PromptServer(
+            uvicorn.Config(
+                app, log_level="warning", lifespan="off", log_config=None, access_log=False
+            )
         )
-    finally:
-        server.should_exit = True
-        if thread.is_alive():
-            thread.join(timeout=10)
-        sock.close()
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="rivya-emulator", daemon=True
+        )
+        try:
+            thread.start()
+            _wait_started(server, thread, timeout=startup_timeout)
+            yield RunningEmulator(
+                base_url=base_url_of(sock),
+                api_key=backend.config.api_key,
+                state=backend.state,
+                backend=backend,
+            )
+        finally:
+            server.should_exit = True
+            if thread.is_alive():
+                thread.join(timeout=10)
 
 
 def _wait_started(server: uvicorn.Server, thread: threading.Thread, *, timeout: float) -> None:

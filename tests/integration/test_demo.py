@@ -10,15 +10,17 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 from contextlib import closing
 from html.parser import HTMLParser
 from importlib.metadata import version
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 
-from demo.__main__ import DAGS_FOLDER, Target, main, new_run_folder
+from demo.__main__ import DAGS_FOLDER, Target, emulator_starting, main, new_run_folder
 from demo.airflow_run import airflow_env, migrate
 from tests.airflow_compat import hitl_under_dag_test
 
@@ -187,6 +189,60 @@ def test_the_demos_airflow_command_line_is_airflows(
     )
     assert done.returncode == code, done.stderr
     assert printed in done.stdout + done.stderr
+
+
+def test_the_demos_airflow_runs_full_garbage_collections_ten_times_less_often(
+    tmp_path: Path,
+) -> None:
+    env = airflow_env(tmp_path, dags_folder=tmp_path, connections={})
+    # What the collector's thresholds are once Airflow's command has run (atexit: last in, first
+    # out, so this handler runs after Airflow's and the demo's own).
+    probe = (
+        "import atexit, gc, runpy, sys; "
+        "atexit.register(lambda: print('thresholds', *gc.get_threshold())); "
+        "sys.argv = ['airflow', 'version']; "
+        "runpy.run_module('demo.airflow_cli', run_name='__main__')"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("thresholds ")]
+    assert line.split()[-1] == "100"  # Python's default is 10
+
+
+def test_the_demos_emulator_answers_at_the_address_it_gave_before_it_started() -> None:
+    with emulator_starting() as (base_url, api_key):
+        credits = httpx.get(
+            f"{base_url}/api/v1/credits", headers={"Authorization": f"Bearer {api_key}"}
+        )
+        assert credits.json() == {"current_credits": 1000}
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{base_url}/api/v1/models", timeout=2)
+
+
+def test_an_emulator_that_cannot_start_fails_the_demo_naming_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(**settings: object) -> None:
+        raise ImportError("No module named 'fastapi'")
+
+    def refused(base_url: str) -> bool:
+        """Whether calls are refused (soon) rather than left waiting in the backlog."""
+        for _ in range(100):
+            try:
+                httpx.get(f"{base_url}/api/v1/models", timeout=2)
+            except httpx.ConnectError:
+                return True
+            time.sleep(0.05)
+        return False
+
+    monkeypatch.setattr("rivya_provider.emulator.run_emulator", broken)
+    # The block's exit raises: only then has the thread's failure been waited for.
+    with (
+        pytest.raises(RuntimeError, match="the Rivya emulator did not run") as raised,
+        emulator_starting() as (base_url, _),
+    ):
+        assert refused(base_url)
+    assert isinstance(raised.value.__cause__, ImportError)
 
 
 def test_the_demo_target_repr_hides_the_api_key() -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -61,6 +64,20 @@ def test_run_emulator_serves_on_loopback_only_while_the_block_runs() -> None:
         assert credits.json() == {"current_credits": 5}
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{running.base_url}/api/v1/models", timeout=2)
+
+
+def test_a_client_given_the_address_of_a_handed_in_socket_early_is_answered_once_it_runs() -> None:
+    sock = socket.create_server(("127.0.0.1", 0))
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Asked before the emulator exists: the request waits in the socket's backlog.
+        early = pool.submit(httpx.get, f"{base_url}/api/v1/credits", headers=bearer("rvya_sk_e"))
+        time.sleep(0.2)
+        assert not early.done()
+        with run_emulator(sock=sock, credits=7, api_key="rvya_sk_e") as running:
+            assert running.base_url == base_url
+            assert early.result(timeout=10).json() == {"current_credits": 7}
+    assert sock.fileno() == -1  # closed with the block
 
 
 # -- catalogue and credits --------------------------------------------------------------------
