@@ -150,10 +150,13 @@ class _BuiltOnFirstRequest(httpx.BaseTransport):
         self._transport: httpx.BaseTransport | None = None
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        with self._lock:
-            if self._transport is None:
-                self._transport = self._build()
-        return self._transport.handle_request(request)
+        transport = self._transport
+        if transport is None:  # the lock only until it is built, not on every request
+            with self._lock:
+                if self._transport is None:
+                    self._transport = self._build()
+                transport = self._transport
+        return transport.handle_request(request)
 
     def close(self) -> None:
         if self._transport is not None:
