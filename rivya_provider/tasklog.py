@@ -79,7 +79,7 @@ def found_again(log: Any, task: GenerationTask, *, how: str, idempotency_key: st
             "of submitting (and paying for) another",
             task.id,
             where,
-            task.reported_status or task.status,
+            task.status_as_reported,
         )
 
 
@@ -146,7 +146,7 @@ def finished(
             "Generation %s is %s; not waiting for it (wait_for_completion=False): %s reserved, "
             "charged only if it succeeds",
             task.id,
-            task.reported_status or task.status,
+            task.status_as_reported,
             credits(task.reserved_credits),
         )
         return

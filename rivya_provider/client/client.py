@@ -280,7 +280,7 @@ class _WaitPlan:
         """Return the task when it is done, else the seconds to sleep before the next poll."""
         self._errors = 0
         elapsed = self._clock() - self._started
-        reported = task.reported_status or str(task.status)
+        reported = task.status_as_reported
         if reported != self._last_status:
             log.info(
                 "Rivya task %s is %s after %.0fs of waiting, %.0fs left before the timeout",

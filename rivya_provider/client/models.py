@@ -199,6 +199,11 @@ class GenerationTask(_Response):
     # Set when a create answered with a task that already existed for its Idempotency-Key.
     _replayed: bool = PrivateAttr(default=False)
 
+    @property
+    def status_as_reported(self) -> str:
+        """The status in Rivya's own words, as logs show it (``status`` when none was kept)."""
+        return self.reported_status or str(self.status)
+
     @model_validator(mode="before")
     @classmethod
     def _read_status(cls, data: Any) -> Any:

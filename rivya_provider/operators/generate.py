@@ -303,13 +303,13 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
                 deadline,
                 first_delay,
                 schedule,
-                status=task.reported_status or str(task.status),
+                status=task.status_as_reported,
                 try_number=context["ti"].try_number,
             )
         tasklog.waiting(
             self.log,
             generation_id=f"{task.id} in the worker",
-            status=task.reported_status or str(task.status),
+            status=task.status_as_reported,
             elapsed=time.time() - submission.started_at,
             left=deadline - time.time(),
         )

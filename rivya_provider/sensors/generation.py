@@ -95,7 +95,7 @@ class RivyaGenerationSensor(BaseSensorOperator):
             self.log.info(
                 "Waiting for generation %s: %s, %.0fs since it was submitted",
                 task.id,
-                task.reported_status or task.status,
+                task.status_as_reported,
                 max(0.0, time.time() - started_at_of(task)),
             )
             return False

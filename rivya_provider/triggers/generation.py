@@ -202,7 +202,7 @@ class RivyaGenerationTrigger(BaseTrigger):
                 )
             else:
                 errors, last_failure = 0, ""
-                last_status = task.reported_status or str(task.status)
+                last_status = task.status_as_reported
                 if task.status.is_terminal:
                     timing.learn(
                         task,
