@@ -223,6 +223,10 @@ class RivyaGenerationTrigger(BaseTrigger):
                         elapsed=time.time() - started_at_of(task),
                         left=self._remaining(),
                     )
+                # Not kept through the sleep: a parsed answer is a dozen tracked objects (its
+                # timestamps' time zones among them), and every full pass of the collector walks
+                # those of thousands of sleeping waits.
+                del task
             if self._remaining() <= 0:
                 return GenerationEvent(
                     status="timeout",

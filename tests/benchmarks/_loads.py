@@ -6,6 +6,8 @@ import asyncio
 import gc
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -258,6 +260,32 @@ def _frozen_heap(freeze: bool) -> Iterator[None]:
         del os.environ["AIRFLOW__RIVYA__FREEZE_TRIGGERER_HEAP"]
         gc.unfreeze()
         gc.set_threshold(*thresholds)  # the runs without the option get Python's own
+
+
+def full_pass_ms(runs: int = 3) -> tuple[float, int]:
+    """The shortest of ``runs`` full collector passes of this process (ms), and its objects."""
+    gc.collect()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        gc.collect()
+        times.append((time.perf_counter() - started) * 1000)
+    return min(times), len(gc.get_objects())
+
+
+def triggerer_full_pass_ms() -> tuple[float, int]:
+    """:func:`full_pass_ms` of a new process holding only Airflow's triggerer and this trigger.
+
+    The floor of every full pass in a real triggerer, before any trigger runs.
+    """
+    code = (
+        "import airflow.jobs.triggerer_job_runner, rivya_provider.triggers.generation; "
+        "from tests.benchmarks._loads import full_pass_ms; print(*full_pass_ms())"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return float(answer[-2]), int(answer[-1])
 
 
 def many_triggers(

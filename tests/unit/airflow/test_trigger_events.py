@@ -286,6 +286,38 @@ async def test_the_deadline_ends_a_long_wait(
     await (await RivyaHook().aget_client()).aclose()
 
 
+async def test_a_sleeping_wait_keeps_no_answer_of_its_polls(
+    emulator_factory: EmulatorFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Thousands of waits sleep in one triggerer: what each keeps, every full pass of the
+    # collector walks.
+    slow = emulator_factory(queued_seconds=0, processing_seconds=60)
+    monkeypatch.setenv(DEFAULT_CONN_ENV, connection_json(slow))
+    pauses: list[float] = []
+    asleep = asyncio.Event()
+    pause = RivyaGenerationTrigger._pause
+
+    async def noted_pause(self: RivyaGenerationTrigger, seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 2:  # the first is the (zero) first delay, the second follows a poll
+            asleep.set()
+        await pause(self, seconds)
+
+    monkeypatch.setattr(RivyaGenerationTrigger, "_pause", noted_pause)
+    task_id = await _submit(slow)
+    waiting = asyncio.ensure_future(_one_event(_trigger(task_id, poll_interval=30)))
+    try:
+        await asyncio.wait_for(asleep.wait(), 10)
+        assert _gets(slow) == 1
+        gc.collect()
+        kept = [o for o in gc.get_objects() if isinstance(o, GenerationTask) and o.id == task_id]
+        assert kept == []
+    finally:
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        await (await RivyaHook().aget_client()).aclose()
+
+
 async def test_unknown_task_gives_an_error_with_code_and_request_id(
     triggerer: RunningEmulator,
 ) -> None:
