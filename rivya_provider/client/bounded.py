@@ -15,7 +15,8 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -75,6 +76,21 @@ def _positive(value: object) -> bool:
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "rivya_deadline", default=None
 )
+
+
+@contextmanager
+def deadline_scope() -> Iterator[None]:
+    """Keep the deadlines of the requests made in this block to this block.
+
+    A request's hook sets its deadline in the caller's context (the transport reads it there);
+    without a scope the last one would outlive its request in that thread or task, and bound
+    whatever read it next.
+    """
+    token = _DEADLINE.set(None)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
 
 
 def _budget(timeout: float | None, error: type[Exception]) -> float | None:

@@ -398,8 +398,10 @@ class RivyaClient(_ClientBase):
                     self._sleep(pause)
                 request = _rules.build_request(self._http, self.config, call)
                 try:
-                    response = self._http.send(request, stream=True)
-                    response = bounded.read_capped(response, self.config.limits.max_response_bytes)
+                    with bounded.deadline_scope():
+                        response = self._http.send(request, stream=True)
+                        cap = self.config.limits.max_response_bytes
+                        response = bounded.read_capped(response, cap)
                 except httpx.RequestError as exc:
                     _rules.note_attempt(self.config, call, None)
                     raise _rules.transport_error(call, exc) from exc
@@ -560,7 +562,10 @@ class RivyaClient(_ClientBase):
             with attempt:
                 sink = DownloadSink(destination, url=url, max_bytes=max_bytes)
                 try:
-                    with self._http.stream("GET", url, follow_redirects=True) as response:
+                    with (
+                        bounded.deadline_scope(),
+                        self._http.stream("GET", url, follow_redirects=True) as response,
+                    ):
                         if not response.is_success:
                             response.read()
                             raise _rules.api_error(response)
@@ -683,9 +688,10 @@ class AsyncRivyaClient(_ClientBase):
         async with self._in_flight:
             request = _rules.build_request(self._http, self.config, call)
             try:
-                response = await self._exchange(request)
-                cap = self.config.limits.max_response_bytes
-                response = await bounded.aread_capped(response, cap)
+                with bounded.deadline_scope():
+                    response = await self._exchange(request)
+                    cap = self.config.limits.max_response_bytes
+                    response = await bounded.aread_capped(response, cap)
             except httpx.RequestError as exc:
                 _rules.note_attempt(self.config, call, None)
                 raise _rules.transport_error(call, exc) from exc
@@ -840,13 +846,14 @@ class AsyncRivyaClient(_ClientBase):
                     lambda: DownloadSink(destination, url=url, max_bytes=max_bytes)
                 )
                 try:
-                    async with self._http.stream("GET", url, follow_redirects=True) as response:
-                        if not response.is_success:
-                            await response.aread()
-                            raise _rules.api_error(response)
-                        sink.expect(response.headers.get("content-length"))
-                        async for chunk in response.aiter_bytes(CHUNK_BYTES):
-                            await anyio.to_thread.run_sync(sink.write, chunk)
+                    with bounded.deadline_scope():
+                        async with self._http.stream("GET", url, follow_redirects=True) as response:
+                            if not response.is_success:
+                                await response.aread()
+                                raise _rules.api_error(response)
+                            sink.expect(response.headers.get("content-length"))
+                            async for chunk in response.aiter_bytes(CHUNK_BYTES):
+                                await anyio.to_thread.run_sync(sink.write, chunk)
                     content_type = response.headers.get("content-type")
                     return await anyio.to_thread.run_sync(sink.commit, content_type)
                 except httpx.RequestError as exc:

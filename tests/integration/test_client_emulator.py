@@ -294,6 +294,31 @@ async def test_answered_polls_leave_nothing_for_the_garbage_collector(
     assert in_cycles < 50, f"{in_cycles} objects in reference cycles after 200 polls"
 
 
+def test_a_call_leaves_no_request_deadline_behind_in_its_thread(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    # The deadline a request starts bounds that request only: one left behind would bound
+    # whatever read it next in this thread.
+    before = bounded._DEADLINE.get()
+    with RivyaClient(api_key=emulator.api_key, base_url=emulator.base_url) as client:
+        task = client.wait_for_generation(client.create_generation(FLEX).id, poll_interval=0.05)
+        assert bounded._DEADLINE.get() == before
+        client.download(task.result_urls[0], tmp_path / "result")
+        assert bounded._DEADLINE.get() == before
+
+
+async def test_an_async_call_leaves_no_request_deadline_behind_in_its_task(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    before = bounded._DEADLINE.get()
+    async with AsyncRivyaClient(api_key=emulator.api_key, base_url=emulator.base_url) as client:
+        created = await client.acreate_generation(FLEX)
+        task = await client.await_for_generation(created.id, poll_interval=0.05)
+        assert bounded._DEADLINE.get() == before
+        await client.adownload(task.result_urls[0], tmp_path / "result")
+        assert bounded._DEADLINE.get() == before
+
+
 def test_a_worker_task_against_an_http_server_builds_no_tls_context(
     emulator: RunningEmulator,
 ) -> None:

@@ -59,6 +59,12 @@ def client(server: HostileServer, **kwargs: Any) -> RivyaClient:
     return RivyaClient(api_key=KEY, base_url=server.base_url, sleep=lambda _: None, **kwargs)
 
 
+def async_client(server: HostileServer, limits: Limits) -> AsyncRivyaClient:
+    return AsyncRivyaClient(
+        api_key=KEY, base_url=server.base_url, retry=RetryPolicy(max_attempts=1), limits=limits
+    )
+
+
 def task_with(urls: list[str], task_id: str = "task_1") -> dict[str, Any]:
     return {"id": task_id, "status": "succeeded", "result": {"urls": urls}}
 
@@ -235,13 +241,7 @@ async def test_a_dripping_server_fails_the_async_request_at_its_deadline(
     server: HostileServer,
 ) -> None:
     server.script = drip(DRIP_HEAD, every=0.1, limit=60)
-    api = AsyncRivyaClient(
-        api_key=KEY,
-        base_url=server.base_url,
-        retry=RetryPolicy(max_attempts=1),
-        limits=Limits(request_deadline=1.0),
-    )
-    async with api:
+    async with async_client(server, Limits(request_deadline=1.0)) as api:
         with pytest.raises(RivyaTransportError, match="ReadTimeout"):
             await api.aget_generation("task_1")
 
@@ -254,6 +254,17 @@ def test_a_dripping_download_fails_at_its_deadline(server: HostileServer, tmp_pa
         pytest.raises(RivyaTransportError, match="ReadTimeout"),
     ):
         api.download(server.url("/img.png"), tmp_path / "x.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_dripping_download_fails_at_its_deadline_in_the_async_client(
+    server: HostileServer, tmp_path: Path
+) -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\nContent-Type: image/png\r\n\r\n"
+    server.script = drip(head + b"x" * 200, every=0.05, limit=60)
+    async with async_client(server, Limits(download_deadline=1.0)) as api:
+        with pytest.raises(RivyaTransportError, match="ReadTimeout"):
+            await api.adownload(server.url("/img.png"), tmp_path / "x.png")
     assert list(tmp_path.iterdir()) == []
 
 
