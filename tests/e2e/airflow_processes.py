@@ -69,7 +69,10 @@ def airflow_env(*, home: Path, dags_folder: Path, extra: Mapping[str, str]) -> d
     env.update(
         {
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            # SQLite lets one writer in at a time; the others wait up to ``timeout`` seconds
+            # (Python's default is 5) before "database is locked" ends the process that waited:
+            # a dag-processor lost that way under the 20 task processes of `make bench`.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db?timeout=30",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
