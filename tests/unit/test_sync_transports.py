@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import ssl
 
 import httpx
@@ -18,12 +17,6 @@ def _context(transport: httpx.BaseTransport) -> ssl.SSLContext:
     return context
 
 
-def _get_without_a_deadline(transport: httpx.BaseTransport, url: str) -> httpx.Response:
-    """GET straight through ``transport``, as no client would: in an empty context, so that the
-    wall-clock deadline an earlier test's request left in this thread does not apply."""
-    return contextvars.Context().run(transport.handle_request, httpx.Request("GET", url))
-
-
 def test_the_plain_http_transport_trusts_no_certificate_so_tls_through_it_fails() -> None:
     context = _context(bounded.sync_transport(tls=False))
     assert context.verify_mode is ssl.CERT_REQUIRED
@@ -36,7 +29,7 @@ def test_the_https_transport_is_built_on_its_first_request_with_the_ca_bundle() 
     assert https._transport is None
     url = f"https://127.0.0.1:{free_port()}/"  # nothing listens there
     with pytest.raises(httpx.ConnectError):
-        _get_without_a_deadline(https, url)
+        https.handle_request(httpx.Request("GET", url))
     built = https._transport
     assert built is not None
     context = _context(built)
@@ -44,7 +37,7 @@ def test_the_https_transport_is_built_on_its_first_request_with_the_ca_bundle() 
     assert context.check_hostname
     assert context.cert_store_stats()["x509_ca"] > 0
     with pytest.raises(httpx.ConnectError):  # the same transport serves every later request
-        _get_without_a_deadline(https, url)
+        https.handle_request(httpx.Request("GET", url))
     assert https._transport is built
 
 
