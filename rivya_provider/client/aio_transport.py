@@ -8,6 +8,9 @@ it lacks are added here:
 - the request's wall-clock deadline (:mod:`rivya_provider.client.bounded`) as aiohttp's total
   timeout, over the wait for the answer and every read of its body, so a server that drips
   bytes still fails on time;
+- API answers read here, under the size cap the request carries (:data:`bounded.READ_CAP`):
+  one ``httpx.Response`` per answer, where a stream read through httpx's layers and read again
+  into a second response cost about a tenth of a status poll's CPU;
 - precise errors: ``httpx-aiohttp`` reports a refused connection or a server that hung up as a
   ``ConnectTimeout``, and lets an unparsable answer through as aiohttp's own error; they become
   ``ConnectError`` and ``RemoteProtocolError``, as httpx's own transport names them.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import aiohttp
 import httpx
@@ -106,9 +110,12 @@ class DeadlineAiohttpTransport(AiohttpTransport):
                 ),
                 server_hostname=request.extensions.get("sni_hostname"),
             ).__aenter__()
-        extensions = {"http_version": b"HTTP/1.1"}
-        if response.reason:
-            extensions["reason_phrase"] = response.reason.encode()
+            extensions = {"http_version": b"HTTP/1.1"}
+            if response.reason:
+                extensions["reason_phrase"] = response.reason.encode()
+            cap = request.extensions.get(bounded.READ_CAP)
+            if cap is not None:
+                return await _read(response, request, extensions, cap)
         return httpx.Response(
             status_code=response.status,
             headers=response.raw_headers,
@@ -116,3 +123,22 @@ class DeadlineAiohttpTransport(AiohttpTransport):
             request=request,
             extensions=extensions,
         )
+
+
+async def _read(
+    response: aiohttp.ClientResponse,
+    request: httpx.Request,
+    extensions: dict[str, Any],
+    cap: int,
+) -> httpx.Response:
+    """The whole answer, decoded under ``cap`` bytes (within the request's total timeout)."""
+    try:
+        decoder = bounded.body_decoder(response.headers, cap)
+        chunks = [decoder.feed(chunk) async for chunk in response.content.iter_any()]
+    except BaseException:
+        response.close()  # a body left unread: its connection cannot carry another request
+        raise
+    await response.__aexit__(None, None, None)  # as httpx-aiohttp's stream ends an answer
+    return bounded.read_response(
+        response.status, response.raw_headers, chunks, request=request, extensions=extensions
+    )

@@ -15,7 +15,7 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -256,6 +256,11 @@ def client_options(
 # Size-capped reading of API answers.
 
 
+#: A request's extension (httpx's way to tell a transport about one request): the transport may
+#: read the answer itself, decoded under this many bytes, and hand it over read.
+READ_CAP = "rivya_read_cap"
+
+
 class _Decoder:
     """Decompress gzip/deflate under a cap on the decompressed size."""
 
@@ -295,9 +300,14 @@ class _Decoder:
             raise ResponseTooLargeError(f"the answer exceeds the cap of {self._cap} bytes")
 
 
-def _decoder(response: httpx.Response, cap: int) -> _Decoder:
-    declared = response.headers.get("content-length", "")
-    encoding = response.headers.get("content-encoding", "")
+def body_decoder(headers: Mapping[str, str], cap: int) -> _Decoder:
+    """The decoder of an answer with these headers (httpx's or aiohttp's), under ``cap`` bytes.
+
+    :raises ResponseTooLargeError: when the answer announces more than ``cap`` bytes.
+    :raises UnexpectedResponseError: for an encoding it cannot decode.
+    """
+    declared = headers.get("content-length", "")
+    encoding = headers.get("content-encoding", "")
     if declared.isdigit() and int(declared) > cap and encoding in {"", "identity"}:
         raise ResponseTooLargeError(f"the answer announces {declared} bytes; the cap is {cap}")
     return _Decoder(encoding, cap)
@@ -307,13 +317,27 @@ def _decoder(response: httpx.Response, cap: int) -> _Decoder:
 _BODY = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
 
 
-def _complete(response: httpx.Response, chunks: Iterable[bytes]) -> httpx.Response:
+def read_response(
+    status: int,
+    raw_headers: Iterable[tuple[bytes, bytes]],
+    chunks: Iterable[bytes],
+    *,
+    request: httpx.Request,
+    extensions: dict[str, Any],
+) -> httpx.Response:
+    """An answer whose body ``chunks`` were decoded by :func:`body_decoder`, as a read response."""
     # Raw bytes: no decoding of every header into str and back.
-    headers = [(key, value) for key, value in response.headers.raw if key.lower() not in _BODY]
+    headers = [(key, value) for key, value in raw_headers if key.lower() not in _BODY]
     return httpx.Response(
+        status, headers=headers, content=b"".join(chunks), request=request, extensions=extensions
+    )
+
+
+def _complete(response: httpx.Response, chunks: Iterable[bytes]) -> httpx.Response:
+    return read_response(
         response.status_code,
-        headers=headers,
-        content=b"".join(chunks),
+        response.headers.raw,
+        chunks,
         request=response.request,
         extensions=response.extensions,
     )
@@ -335,7 +359,7 @@ def read_capped(response: httpx.Response, cap: int) -> httpx.Response:
     if _already_read(response, cap):
         return response
     try:
-        decoder = _decoder(response, cap)
+        decoder = body_decoder(response.headers, cap)
         chunks = [decoder.feed(raw) for raw in response.iter_raw()]
         return _complete(response, chunks)
     finally:
@@ -347,7 +371,7 @@ async def aread_capped(response: httpx.Response, cap: int) -> httpx.Response:
     if _already_read(response, cap):
         return response
     try:
-        decoder = _decoder(response, cap)
+        decoder = body_decoder(response.headers, cap)
         chunks = [decoder.feed(raw) async for raw in response.aiter_raw()]
         return _complete(response, chunks)
     finally:

@@ -687,10 +687,11 @@ class AsyncRivyaClient(_ClientBase):
         # then wait cheaply, instead of each doing its work in the same turn of the event loop.
         async with self._in_flight:
             request = _rules.build_request(self._http, self.config, call)
+            cap = self.config.limits.max_response_bytes
+            request.extensions[bounded.READ_CAP] = cap  # aiohttp's transport reads it whole itself
             try:
                 with bounded.deadline_scope():
                     response = await self._exchange(request)
-                    cap = self.config.limits.max_response_bytes
                     response = await bounded.aread_capped(response, cap)
             except httpx.RequestError as exc:
                 _rules.note_attempt(self.config, call, None)
@@ -705,7 +706,10 @@ class AsyncRivyaClient(_ClientBase):
         return checked
 
     async def _exchange(self, request: httpx.Request) -> httpx.Response:
-        """Send one API request, its body unread: what ``httpx.AsyncClient.send`` does for it."""
+        """Send one API request: what ``httpx.AsyncClient.send`` does for it.
+
+        Its body comes read when the transport honours :data:`bounded.READ_CAP`, else unread.
+        """
         for hook in self._request_hooks:  # the URL policy and the request's deadline
             await hook(request)
         response = await self._transport.handle_async_request(request)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil  # type: ignore[import-untyped,unused-ignore]
 import pytest
 from PIL import Image
 
@@ -292,6 +293,29 @@ async def test_answered_polls_leave_nothing_for_the_garbage_collector(
         finally:
             gc.enable()
     assert in_cycles < 50, f"{in_cycles} objects in reference cycles after 200 polls"
+
+
+async def test_the_async_client_keeps_its_connection_for_the_next_call(
+    emulator: RunningEmulator,
+) -> None:
+    # The async client reads each answer whole and hands the connection back: a triggerer's
+    # thousands of polls must not each open a connection of their own.
+    port = httpx.URL(emulator.base_url).port
+
+    def connections() -> set[tuple[str, int]]:
+        return {
+            tuple(conn.laddr)
+            for conn in psutil.Process().net_connections(kind="tcp")
+            if conn.raddr and conn.raddr.port == port and conn.status == psutil.CONN_ESTABLISHED
+        }
+
+    async with AsyncRivyaClient(api_key=emulator.api_key, base_url=emulator.base_url) as client:
+        task = await client.acreate_generation(FLEX)
+        first = connections()
+        for _ in range(5):
+            await client.aget_generation(task.id)
+        assert len(first) == 1
+        assert connections() == first
 
 
 def test_a_call_leaves_no_request_deadline_behind_in_its_thread(

@@ -65,6 +65,25 @@ def async_client(server: HostileServer, limits: Limits) -> AsyncRivyaClient:
     )
 
 
+def get_task(
+    server: HostileServer, *, asynchronous: bool, limits: Limits | None = None
+) -> GenerationTask:
+    """``task_1`` read by the sync client or the async one: each reads answers its own way."""
+    limits = limits or Limits()
+    if not asynchronous:
+        with client(server, limits=limits) as api:
+            return api.get_generation("task_1")
+
+    async def read() -> GenerationTask:
+        async with async_client(server, limits) as api:
+            return await api.aget_generation("task_1")
+
+    return asyncio.run(read())
+
+
+both_clients = pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+
+
 def task_with(urls: list[str], task_id: str = "task_1") -> dict[str, Any]:
     return {"id": task_id, "status": "succeeded", "result": {"urls": urls}}
 
@@ -174,20 +193,24 @@ def test_a_javascript_result_url_is_never_the_link() -> None:
 # --- unbounded ---------------------------------------------------------------------------------
 
 
-def test_a_gzip_bomb_fails_with_bounded_memory(server: HostileServer) -> None:
+@both_clients
+def test_a_gzip_bomb_fails_with_bounded_memory(server: HostileServer, asynchronous: bool) -> None:
     bomb = gzip_bomb(1024 * 1024 * 1024)
     server.script = answer(200, bomb, Content_Encoding="gzip", Content_Type="application/json")
     tracemalloc.start()
     try:
-        with client(server) as api, pytest.raises(ResponseTooLargeError):
-            api.get_generation("task_1")
+        with pytest.raises(ResponseTooLargeError):
+            get_task(server, asynchronous=asynchronous)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert peak < 64 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
 
 
-def test_a_huge_status_body_is_refused_before_reading(server: HostileServer) -> None:
+@both_clients
+def test_a_huge_status_body_is_refused_before_reading(
+    server: HostileServer, asynchronous: bool
+) -> None:
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 209715200\r\nContent-Type: application/json\r\n\r\n"
 
     async def script(seen: Seen, writer: asyncio.StreamWriter) -> None:
@@ -195,11 +218,12 @@ def test_a_huge_status_body_is_refused_before_reading(server: HostileServer) -> 
         await writer.drain()
 
     server.script = script
-    with client(server) as api, pytest.raises(ResponseTooLargeError, match="209715200"):
-        api.get_generation("task_1")
+    with pytest.raises(ResponseTooLargeError, match="209715200"):
+        get_task(server, asynchronous=asynchronous)
 
 
-def test_a_chunked_endless_body_stops_at_the_cap(server: HostileServer) -> None:
+@both_clients
+def test_a_chunked_endless_body_stops_at_the_cap(server: HostileServer, asynchronous: bool) -> None:
     async def script(seen: Seen, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
         chunk = b"x" * 65536
@@ -209,17 +233,15 @@ def test_a_chunked_endless_body_stops_at_the_cap(server: HostileServer) -> None:
         writer.write(b"0\r\n\r\n")
 
     server.script = script
-    with (
-        client(server, limits=Limits(max_response_bytes=1024 * 1024)) as api,
-        pytest.raises(ResponseTooLargeError),
-    ):
-        api.get_generation("task_1")
+    with pytest.raises(ResponseTooLargeError):
+        get_task(server, asynchronous=asynchronous, limits=Limits(max_response_bytes=1024 * 1024))
 
 
-def test_a_thousand_result_urls_are_refused(server: HostileServer) -> None:
+@both_clients
+def test_a_thousand_result_urls_are_refused(server: HostileServer, asynchronous: bool) -> None:
     server.script = answer(200, task_with([server.url(f"/{i}.png") for i in range(1000)]))
-    with client(server) as api, pytest.raises(UnexpectedResponseError, match="GenerationTask"):
-        api.get_generation("task_1")
+    with pytest.raises(UnexpectedResponseError, match="GenerationTask"):
+        get_task(server, asynchronous=asynchronous)
 
 
 # --- time --------------------------------------------------------------------------------------
@@ -323,19 +345,21 @@ async def test_the_trigger_ends_by_its_own_clock_against_a_drip(
 # --- raw or lossy errors -----------------------------------------------------------------------
 
 
-def test_a_200_error_envelope_keeps_rivyas_code(server: HostileServer) -> None:
+@both_clients
+def test_a_200_error_envelope_keeps_rivyas_code(server: HostileServer, asynchronous: bool) -> None:
     server.script = answer(
         200, {"error": {"code": "insufficient_credits", "message": "top up", "requestId": "r1"}}
     )
-    with client(server) as api, pytest.raises(InsufficientCreditsError) as caught:
-        api.get_generation("task_1")
+    with pytest.raises(InsufficientCreditsError) as caught:
+        get_task(server, asynchronous=asynchronous)
     assert caught.value.request_id == "r1"
 
 
-def test_a_broken_gzip_answer_is_a_typed_error(server: HostileServer) -> None:
+@both_clients
+def test_a_broken_gzip_answer_is_a_typed_error(server: HostileServer, asynchronous: bool) -> None:
     server.script = answer(200, b"not gzip at all", Content_Encoding="gzip")
-    with client(server) as api, pytest.raises(UnexpectedResponseError, match="compression"):
-        api.get_generation("task_1")
+    with pytest.raises(UnexpectedResponseError, match="compression"):
+        get_task(server, asynchronous=asynchronous)
 
 
 def test_raw_framing_garbage_is_a_transport_error(server: HostileServer) -> None:
