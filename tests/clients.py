@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from rivya_provider.client import AsyncRivyaClient, PollPolicy, RetryPolicy, RivyaClient, Timeouts
+from rivya_provider.client.bounded import Limits
 
 FLAVOURS = ("sync", "async")
 
@@ -80,6 +81,7 @@ def make_api(
     timeouts: Timeouts | None = None,
     transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     real_sleep_cap: float = 0.0,
+    limits: Limits | None = None,
 ) -> Api:
     """Build a client of ``flavour``; with ``handler`` it talks to an ``httpx.MockTransport``."""
     clock = FakeClock(real_sleep_cap=real_sleep_cap)
@@ -90,6 +92,7 @@ def make_api(
         "poll": poll,
         "timeouts": timeouts,
         "clock": clock,
+        "limits": limits,
     }
     if handler:
         transport = httpx.MockTransport(handler)

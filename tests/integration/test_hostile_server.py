@@ -32,6 +32,7 @@ from rivya_provider.client.errors import (
 )
 from rivya_provider.links import RivyaResultLink
 from rivya_provider.outputs import copy_results
+from tests.clients import FLAVOURS, make_api
 from tests.hostile import HostileServer, Seen, answer, drip, gzip_bomb, raw, response
 
 if TYPE_CHECKING:
@@ -65,23 +66,24 @@ def async_client(server: HostileServer, limits: Limits) -> AsyncRivyaClient:
     )
 
 
-def get_task(
-    server: HostileServer, *, asynchronous: bool, limits: Limits | None = None
+async def get_task(
+    server: HostileServer, flavour: str, *, limits: Limits | None = None
 ) -> GenerationTask:
-    """``task_1`` read by the sync client or the async one: each reads answers its own way."""
-    limits = limits or Limits()
-    if not asynchronous:
-        with client(server, limits=limits) as api:
-            return api.get_generation("task_1")
+    """``task_1`` read by the client of ``flavour``: each reads answers its own way."""
+    api = make_api(
+        flavour,
+        api_key=KEY,
+        base_url=server.base_url,
+        retry=RetryPolicy(max_attempts=1),
+        limits=limits,
+    )
+    try:
+        return await api("get_generation", "task_1")  # type: ignore[no-any-return]
+    finally:
+        await api.close()
 
-    async def read() -> GenerationTask:
-        async with async_client(server, limits) as api:
-            return await api.aget_generation("task_1")
 
-    return asyncio.run(read())
-
-
-both_clients = pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+both_clients = pytest.mark.parametrize("flavour", FLAVOURS)
 
 
 def task_with(urls: list[str], task_id: str = "task_1") -> dict[str, Any]:
@@ -194,13 +196,13 @@ def test_a_javascript_result_url_is_never_the_link() -> None:
 
 
 @both_clients
-def test_a_gzip_bomb_fails_with_bounded_memory(server: HostileServer, asynchronous: bool) -> None:
+async def test_a_gzip_bomb_fails_with_bounded_memory(server: HostileServer, flavour: str) -> None:
     bomb = gzip_bomb(1024 * 1024 * 1024)
     server.script = answer(200, bomb, Content_Encoding="gzip", Content_Type="application/json")
     tracemalloc.start()
     try:
         with pytest.raises(ResponseTooLargeError):
-            get_task(server, asynchronous=asynchronous)
+            await get_task(server, flavour)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -208,8 +210,8 @@ def test_a_gzip_bomb_fails_with_bounded_memory(server: HostileServer, asynchrono
 
 
 @both_clients
-def test_a_huge_status_body_is_refused_before_reading(
-    server: HostileServer, asynchronous: bool
+async def test_a_huge_status_body_is_refused_before_reading(
+    server: HostileServer, flavour: str
 ) -> None:
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 209715200\r\nContent-Type: application/json\r\n\r\n"
 
@@ -219,11 +221,11 @@ def test_a_huge_status_body_is_refused_before_reading(
 
     server.script = script
     with pytest.raises(ResponseTooLargeError, match="209715200"):
-        get_task(server, asynchronous=asynchronous)
+        await get_task(server, flavour)
 
 
 @both_clients
-def test_a_chunked_endless_body_stops_at_the_cap(server: HostileServer, asynchronous: bool) -> None:
+async def test_a_chunked_endless_body_stops_at_the_cap(server: HostileServer, flavour: str) -> None:
     async def script(seen: Seen, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
         chunk = b"x" * 65536
@@ -234,14 +236,14 @@ def test_a_chunked_endless_body_stops_at_the_cap(server: HostileServer, asynchro
 
     server.script = script
     with pytest.raises(ResponseTooLargeError):
-        get_task(server, asynchronous=asynchronous, limits=Limits(max_response_bytes=1024 * 1024))
+        await get_task(server, flavour, limits=Limits(max_response_bytes=1024 * 1024))
 
 
 @both_clients
-def test_a_thousand_result_urls_are_refused(server: HostileServer, asynchronous: bool) -> None:
+async def test_a_thousand_result_urls_are_refused(server: HostileServer, flavour: str) -> None:
     server.script = answer(200, task_with([server.url(f"/{i}.png") for i in range(1000)]))
     with pytest.raises(UnexpectedResponseError, match="GenerationTask"):
-        get_task(server, asynchronous=asynchronous)
+        await get_task(server, flavour)
 
 
 # --- time --------------------------------------------------------------------------------------
@@ -346,20 +348,20 @@ async def test_the_trigger_ends_by_its_own_clock_against_a_drip(
 
 
 @both_clients
-def test_a_200_error_envelope_keeps_rivyas_code(server: HostileServer, asynchronous: bool) -> None:
+async def test_a_200_error_envelope_keeps_rivyas_code(server: HostileServer, flavour: str) -> None:
     server.script = answer(
         200, {"error": {"code": "insufficient_credits", "message": "top up", "requestId": "r1"}}
     )
     with pytest.raises(InsufficientCreditsError) as caught:
-        get_task(server, asynchronous=asynchronous)
+        await get_task(server, flavour)
     assert caught.value.request_id == "r1"
 
 
 @both_clients
-def test_a_broken_gzip_answer_is_a_typed_error(server: HostileServer, asynchronous: bool) -> None:
+async def test_a_broken_gzip_answer_is_a_typed_error(server: HostileServer, flavour: str) -> None:
     server.script = answer(200, b"not gzip at all", Content_Encoding="gzip")
     with pytest.raises(UnexpectedResponseError, match="compression"):
-        get_task(server, asynchronous=asynchronous)
+        await get_task(server, flavour)
 
 
 def test_raw_framing_garbage_is_a_transport_error(server: HostileServer) -> None:
