@@ -45,6 +45,7 @@ from rivya_provider.client.errors import (
     RivyaError,
     is_retryable,
 )
+from rivya_provider.client.in_flight import AdaptiveLimit
 from rivya_provider.client.models import (
     Credits,
     FileKind,
@@ -591,11 +592,15 @@ class AsyncRivyaClient(_ClientBase):
 
     Takes the same parameters as :class:`RivyaClient`, with an async ``sleep``, and:
 
-    :param max_in_flight: API requests sent at once at most; the others wait their turn.
+    :param max_in_flight: API requests sent at once at most; the others wait their turn. The
+        client sends up to :attr:`MIN_IN_FLIGHT` at once, and more, up to this, while the round
+        trips show the wait is the network's (:mod:`rivya_provider.client.in_flight`).
     """
 
-    #: Default bound on requests in flight, below httpx's connection pool size.
-    MAX_IN_FLIGHT = 50
+    #: Requests sent at once while round trips give no sign that more would go faster.
+    MIN_IN_FLIGHT = 50
+    #: Default ceiling of requests in flight, and the connection pool's size.
+    MAX_IN_FLIGHT = 200
 
     def __init__(
         self,
@@ -613,6 +618,8 @@ class AsyncRivyaClient(_ClientBase):
         allowed_hosts: Iterable[str] = (),
         max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
         super().__init__(
             api_key=api_key,
             base_url=base_url,
@@ -627,10 +634,12 @@ class AsyncRivyaClient(_ClientBase):
         self._sleep = sleep or asyncio.sleep
         # The waits of a triggerer share one account's rate limit: after a 429 they all slow down.
         self._governor = shared_governor(base_url=self.config.base_url, api_key=api_key)
-        # Thousands of triggers share this client in one event loop: past about a hundred
-        # queued requests httpcore's pool spends the loop's time matching requests to
-        # connections, so requests wait here instead, and every connection stays alive.
-        self._in_flight = asyncio.Semaphore(max_in_flight)
+        # Thousands of triggers share this client in one event loop: requests wait their turn
+        # here, every connection of the pool stays alive, and only as many are in flight as
+        # the round trips call for (each holds objects every garbage collection walks).
+        self._in_flight = AdaptiveLimit(
+            floor=min(self.MIN_IN_FLIGHT, max_in_flight), ceiling=max_in_flight
+        )
         options = self._http_options(transport, asynchronous=True, pool_size=max_in_flight)
         self._http = httpx.AsyncClient(**options)
         # API requests go straight to the client's one transport (httpx mounts none for the
@@ -685,7 +694,9 @@ class AsyncRivyaClient(_ClientBase):
             await self._sleep(pause)
         # The slot covers building the request too: thousands of polls falling due together
         # then wait cheaply, instead of each doing its work in the same turn of the event loop.
-        async with self._in_flight:
+        taken = await self._in_flight.acquire()
+        refused = True  # until an answer comes back that is not a 429 or 5xx
+        try:
             request = _rules.build_request(self._http, self.config, call)
             cap = self.config.limits.max_response_bytes
             request.extensions[bounded.READ_CAP] = cap  # aiohttp's transport reads it whole itself
@@ -696,6 +707,9 @@ class AsyncRivyaClient(_ClientBase):
             except httpx.RequestError as exc:
                 _rules.note_attempt(self.config, call, None)
                 raise _rules.transport_error(call, exc) from exc
+            refused = response.status_code == 429 or response.status_code >= 500
+        finally:
+            self._in_flight.release(taken, refused=refused)
         _rules.note_attempt(self.config, call, response)
         try:
             checked = _rules.check_response(response)

@@ -295,27 +295,45 @@ async def test_answered_polls_leave_nothing_for_the_garbage_collector(
     assert in_cycles < 50, f"{in_cycles} objects in reference cycles after 200 polls"
 
 
+def _connections_to(emulator: RunningEmulator) -> set[tuple[str, int]]:
+    """The local ends of this process's established connections to the emulator."""
+    port = httpx.URL(emulator.base_url).port
+    return {
+        tuple(conn.laddr)
+        for conn in psutil.Process().net_connections(kind="tcp")
+        if conn.raddr and conn.raddr.port == port and conn.status == psutil.CONN_ESTABLISHED
+    }
+
+
 async def test_the_async_client_keeps_its_connection_for_the_next_call(
     emulator: RunningEmulator,
 ) -> None:
     # The async client reads each answer whole and hands the connection back: a triggerer's
     # thousands of polls must not each open a connection of their own.
-    port = httpx.URL(emulator.base_url).port
-
-    def connections() -> set[tuple[str, int]]:
-        return {
-            tuple(conn.laddr)
-            for conn in psutil.Process().net_connections(kind="tcp")
-            if conn.raddr and conn.raddr.port == port and conn.status == psutil.CONN_ESTABLISHED
-        }
-
     async with AsyncRivyaClient(api_key=emulator.api_key, base_url=emulator.base_url) as client:
         task = await client.acreate_generation(FLEX)
-        first = connections()
+        first = _connections_to(emulator)
         for _ in range(5):
             await client.aget_generation(task.id)
         assert len(first) == 1
-        assert connections() == first
+        assert _connections_to(emulator) == first
+
+
+async def test_the_async_client_sends_more_at_once_to_a_distant_server(
+    emulator: RunningEmulator,
+) -> None:
+    # Answers 300 ms late, as from across an ocean: the wait is the network's, so the client
+    # opens more connections than its 50 at once, up to its ceiling, where a fixed 50 would
+    # poll 50 times per round trip whatever was due.
+    async with AsyncRivyaClient(
+        api_key=emulator.api_key, base_url=emulator.base_url, max_in_flight=100
+    ) as client:
+        task = await client.acreate_generation(FLEX)
+        emulator.set_faults(latency_seconds=0.3)
+        polls = await asyncio.gather(*(client.aget_generation(task.id) for _ in range(600)))
+        opened = _connections_to(emulator)
+    assert {poll.id for poll in polls} == {task.id}
+    assert client.MIN_IN_FLIGHT < len(opened) <= 100
 
 
 def test_a_call_leaves_no_request_deadline_behind_in_its_thread(

@@ -3,41 +3,73 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import httpx
+import pytest
 
 from rivya_provider.client import AsyncRivyaClient
 from tests.unit.conftest import API_KEY, BASE_URL, TASK
 
 
-async def test_requests_in_flight_are_bounded_and_all_answered() -> None:
+def _server(seconds: Callable[[int], float]) -> tuple[httpx.MockTransport, list[int]]:
+    """A server answering after ``seconds(requests in flight)``; records the most in flight."""
     in_flight = 0
-    most = 0
+    most = [0]
 
-    async def slow_server(request: httpx.Request) -> httpx.Response:
-        nonlocal in_flight, most
+    async def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight
         in_flight += 1
-        most = max(most, in_flight)
-        await asyncio.sleep(0.01)
+        most[0] = max(most[0], in_flight)
+        await asyncio.sleep(seconds(in_flight))
         in_flight -= 1
         return httpx.Response(200, json=TASK)
 
+    return httpx.MockTransport(answer), most
+
+
+async def _poll(client: AsyncRivyaClient, times: int) -> None:
+    tasks = await asyncio.gather(*(client.aget_generation("task_abc") for _ in range(times)))
+    assert [t.id for t in tasks] == ["task_abc"] * times
+
+
+async def test_requests_in_flight_are_bounded_and_all_answered() -> None:
+    transport, most = _server(lambda _: 0.01)
     async with AsyncRivyaClient(
-        api_key=API_KEY,
-        base_url=BASE_URL,
-        transport=httpx.MockTransport(slow_server),
-        max_in_flight=3,
+        api_key=API_KEY, base_url=BASE_URL, transport=transport, max_in_flight=3
     ) as client:
-        tasks = await asyncio.gather(*(client.aget_generation("task_abc") for _ in range(40)))
-    assert [t.id for t in tasks] == ["task_abc"] * 40
-    assert most == 3
+        await _poll(client, 40)
+    assert most == [3]
+
+
+async def test_a_distant_server_gets_more_requests_at_once_up_to_the_ceiling() -> None:
+    transport, most = _server(lambda _: 0.05)  # the network's wait: the same for every request
+    async with AsyncRivyaClient(
+        api_key=API_KEY, base_url=BASE_URL, transport=transport, max_in_flight=120
+    ) as client:
+        await _poll(client, 1000)
+    assert client.MIN_IN_FLIGHT < most[0] <= 120
+
+
+async def test_a_server_that_slows_with_the_load_gets_about_the_floor() -> None:
+    transport, most = _server(lambda in_flight: 0.002 * in_flight)  # the server is the queue
+    async with AsyncRivyaClient(
+        api_key=API_KEY, base_url=BASE_URL, transport=transport, max_in_flight=120
+    ) as client:
+        await _poll(client, 500)
+    assert most[0] <= client.MIN_IN_FLIGHT * 1.2  # a few answers are steady at first
+
+
+def test_a_ceiling_below_one_request_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_in_flight must be at least 1, got 0"):
+        AsyncRivyaClient(api_key=API_KEY, base_url=BASE_URL, max_in_flight=0)
 
 
 async def test_the_default_bound_stays_below_the_connection_pool() -> None:
     async with AsyncRivyaClient(api_key=API_KEY, base_url=BASE_URL) as client:
         session = client._http._transport.get_client()  # type: ignore[attr-defined]
         try:
-            assert client.MAX_IN_FLIGHT == 50
+            assert (client.MIN_IN_FLIGHT, client.MAX_IN_FLIGHT) == (50, 200)
             # Every request in flight has a connection; aiohttp keeps every idle one alive
             # for the next poll (it has no separate keep-alive cap to size).
             assert session.connector.limit >= client.MAX_IN_FLIGHT
