@@ -198,9 +198,16 @@ def emulator_starting() -> Iterator[tuple[str, str]]:
 
             with run_emulator(sock=sock, api_key=api_key):
                 done.wait()
-        except BaseException as exc:  # shown when the block ends
+        except BaseException as exc:  # raised again when the block ends
             failed.append(exc)
             sock.close()  # Airflow's calls are refused instead of waiting
+            # Said at once: the run goes on until its tasks fail, and that takes a while.
+            print(
+                f"The Rivya emulator did not start ({type(exc).__name__}: {exc}); "
+                "the run's calls to it are refused, and the demo fails when it ends",
+                file=sys.stderr,
+                flush=True,
+            )
 
     server = threading.Thread(target=serve, name="rivya-emulator-start", daemon=True)
     server.start()

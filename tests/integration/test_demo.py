@@ -220,7 +220,7 @@ def test_the_demos_emulator_answers_at_the_address_it_gave_before_it_started() -
 
 
 def test_an_emulator_that_cannot_start_fails_the_demo_naming_why(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def broken(**settings: object) -> None:
         raise ImportError("No module named 'fastapi'")
@@ -235,14 +235,20 @@ def test_an_emulator_that_cannot_start_fails_the_demo_naming_why(
             time.sleep(0.05)
         return False
 
+    def refused_and_told(base_url: str) -> str:
+        """Assert calls are refused; what the demo said on stderr while the run goes on."""
+        assert refused(base_url)
+        return capsys.readouterr().err
+
     monkeypatch.setattr("rivya_provider.emulator.run_emulator", broken)
     # The block's exit raises: only then has the thread's failure been waited for.
     with (
         pytest.raises(RuntimeError, match="the Rivya emulator did not run") as raised,
         emulator_starting() as (base_url, _),
     ):
-        assert refused(base_url)
+        said_before_the_end = refused_and_told(base_url)
     assert isinstance(raised.value.__cause__, ImportError)
+    assert "emulator did not start (ImportError: No module named 'fastapi')" in said_before_the_end
 
 
 def test_the_demo_target_repr_hides_the_api_key() -> None:
