@@ -31,12 +31,17 @@ LOOP_SHARE = 0.1
 #: Weight of each new sample in the smoothed round trip and lateness of woken requests: one
 #: odd answer, quick or slow, moves them by a tenth of its difference.
 SMOOTHING = 0.1
-#: Answers smoothed before the limit may rise.
+#: Answers, and woken requests, smoothed before the limit may rise.
 WARM_UP = 10
 #: Slots added per fast answer while requests wait: a quarter more per round trip at most.
 GROWTH = 0.25
 #: What is left of the limit after a slow answer.
 BACK_OFF = 0.9
+
+
+def smoothed(average: float, sample: float, samples: int) -> float:
+    """The moving average after its ``samples``-th sample; the first one sets it."""
+    return sample if samples == 1 else average + SMOOTHING * (sample - average)
 
 
 class AdaptiveLimit:
@@ -60,6 +65,7 @@ class AdaptiveLimit:
         self._limit = float(floor)
         self._in_flight = 0
         self._waiters: deque[asyncio.Future[float]] = deque()  # each resolves to when it woke
+        self._woken = 0
         self._lateness = 0.0  # how late the loop ran woken requests, smoothed
         self._answered = 0
         self._round_trip = 0.0  # smoothed over the answers
@@ -92,7 +98,8 @@ class AdaptiveLimit:
             self._admit()  # and a cancelled waiter must not hold up those behind it
             raise
         now = self._clock()
-        self._lateness += SMOOTHING * (now - woken - self._lateness)
+        self._woken += 1
+        self._lateness = smoothed(self._lateness, now - woken, self._woken)
         return now
 
     def release(self, taken: float, *, refused: bool = False) -> None:
@@ -107,7 +114,7 @@ class AdaptiveLimit:
             self._note(round_trip, now)
         fast = (
             not refused
-            and self._answered > WARM_UP
+            and min(self._answered, self._woken) > WARM_UP
             and self._round_trip <= SLOW_FACTOR * min(self._fastest, self._fastest_before)
             and self._lateness <= LOOP_SHARE * self._round_trip
         )
@@ -122,9 +129,7 @@ class AdaptiveLimit:
     def _note(self, round_trip: float, now: float) -> None:
         """Smooth the round trips, and keep the fastest smoothed one of the last two windows."""
         self._answered += 1
-        if self._answered == 1:
-            self._round_trip = round_trip
-        self._round_trip += SMOOTHING * (round_trip - self._round_trip)
+        self._round_trip = smoothed(self._round_trip, round_trip, self._answered)
         if self._answered <= WARM_UP:
             return
         if now >= self._window_ends:

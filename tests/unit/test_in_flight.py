@@ -46,10 +46,10 @@ class Load:
             await asyncio.sleep(0)
 
 
-async def loaded(requests: int, *, ceiling: int = 20) -> Load:
-    """A gate of 2 to ``ceiling`` slots on a test clock, with ``requests`` queued at it."""
+async def loaded(requests: int, *, floor: int = 2, ceiling: int = 20) -> Load:
+    """A gate of ``floor`` to ``ceiling`` slots on a test clock, ``requests`` queued at it."""
     clock = Clock()
-    load = Load(AdaptiveLimit(floor=2, ceiling=ceiling, clock=clock), clock, requests)
+    load = Load(AdaptiveLimit(floor=floor, ceiling=ceiling, clock=clock), clock, requests)
     await load.start()
     return load
 
@@ -90,14 +90,21 @@ async def test_slow_answers_back_off_once_per_round_trip() -> None:
 @pytest.mark.parametrize("case", ["refused", "loop late"])
 async def test_refused_answers_and_a_busy_loop_keep_the_limit_down(case: str) -> None:
     load = await loaded(200)
-    gate = load.gate
     for _ in range(30):
         if case == "refused":
             await load.round(1.0, refused=True)
-        else:  # the answers are steady, but the loop runs each woken request 0.5 s late
-            await load.round(1.0, late=0.5)
-    assert max(load.limits) <= 3
-    assert gate.limit == 2
+        else:  # the answers are steady, but the loop runs each woken request 0.15 s late
+            await load.round(1.0, late=0.15)
+    assert max(load.limits) == 2
+
+
+async def test_a_loop_late_from_the_start_never_lifts_the_limit() -> None:
+    # Before any woken request has run, the loop's lateness reads zero: the limit must not
+    # rise on that, only once the lateness of enough woken requests has been timed.
+    load = await loaded(2000, floor=10, ceiling=40)
+    for _ in range(20):
+        await load.round(1.0, late=0.15)
+    assert max(load.limits) == 10
 
 
 async def test_the_fastest_round_trip_is_forgotten_after_two_windows() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import httpx
 import pytest
@@ -12,8 +11,8 @@ from rivya_provider.client import AsyncRivyaClient
 from tests.unit.conftest import API_KEY, BASE_URL, TASK
 
 
-def _server(seconds: Callable[[int], float]) -> tuple[httpx.MockTransport, list[int]]:
-    """A server answering after ``seconds(requests in flight)``; records the most in flight."""
+def _server(seconds: float) -> tuple[httpx.MockTransport, list[int]]:
+    """A server answering after ``seconds``; records the most requests it had in flight."""
     in_flight = 0
     most = [0]
 
@@ -21,7 +20,7 @@ def _server(seconds: Callable[[int], float]) -> tuple[httpx.MockTransport, list[
         nonlocal in_flight
         in_flight += 1
         most[0] = max(most[0], in_flight)
-        await asyncio.sleep(seconds(in_flight))
+        await asyncio.sleep(seconds)
         in_flight -= 1
         return httpx.Response(200, json=TASK)
 
@@ -34,7 +33,7 @@ async def _poll(client: AsyncRivyaClient, times: int) -> None:
 
 
 async def test_requests_in_flight_are_bounded_and_all_answered() -> None:
-    transport, most = _server(lambda _: 0.01)
+    transport, most = _server(0.01)
     async with AsyncRivyaClient(
         api_key=API_KEY, base_url=BASE_URL, transport=transport, max_in_flight=3
     ) as client:
@@ -43,21 +42,15 @@ async def test_requests_in_flight_are_bounded_and_all_answered() -> None:
 
 
 async def test_a_distant_server_gets_more_requests_at_once_up_to_the_ceiling() -> None:
-    transport, most = _server(lambda _: 0.05)  # the network's wait: the same for every request
+    # The network's wait, the same for every request; long enough that a loaded machine's
+    # scheduling noise stays well within a tenth of it. How the limit moves on every other
+    # kind of answer: tests/unit/test_in_flight.py, on a clock the test sets.
+    transport, most = _server(0.2)
     async with AsyncRivyaClient(
         api_key=API_KEY, base_url=BASE_URL, transport=transport, max_in_flight=120
     ) as client:
-        await _poll(client, 1000)
+        await _poll(client, 600)
     assert client.MIN_IN_FLIGHT < most[0] <= 120
-
-
-async def test_a_server_that_slows_with_the_load_gets_about_the_floor() -> None:
-    transport, most = _server(lambda in_flight: 0.002 * in_flight)  # the server is the queue
-    async with AsyncRivyaClient(
-        api_key=API_KEY, base_url=BASE_URL, transport=transport, max_in_flight=120
-    ) as client:
-        await _poll(client, 500)
-    assert most[0] <= client.MIN_IN_FLIGHT * 1.2  # a few answers are steady at first
 
 
 def test_a_ceiling_below_one_request_is_refused() -> None:
