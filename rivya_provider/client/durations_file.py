@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from rivya_provider.client import machine
+from rivya_provider.client.averages import moving_average
 
 #: An estimate nobody refreshed for this long (a week) is not used: the model may have changed.
 MAX_AGE_SECONDS = 7 * 24 * 3600.0
@@ -77,7 +78,7 @@ def fold(base_url: str, *, model: str, seconds: float, weight: float) -> float |
         now = time.time()
         entries = _entries(machine.read_own(path, max_bytes=MAX_FILE_BYTES), now=now)
         mean = entries[model][0] if model in entries else None
-        estimate = seconds if mean is None else mean + weight * (seconds - mean)
+        estimate = moving_average(mean, seconds, weight)
         entries[model] = (estimate, now)
         kept = sorted(entries.items(), key=lambda item: item[1][1])[-MAX_MODELS:]
         machine.write_atomically(path, json.dumps({name: list(entry) for name, entry in kept}))

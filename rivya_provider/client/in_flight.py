@@ -21,6 +21,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from rivya_provider.client.averages import moving_average
+
 #: A smoothed round trip over this many times the fastest recent one counts as slow.
 SLOW_FACTOR = 2.0
 #: The fastest round trip is kept over two windows of this many seconds: it follows a network
@@ -37,11 +39,6 @@ WARM_UP = 10
 GROWTH = 0.25
 #: What is left of the limit after a slow answer.
 BACK_OFF = 0.9
-
-
-def smoothed(average: float, sample: float, samples: int) -> float:
-    """The moving average after its ``samples``-th sample; the first one sets it."""
-    return sample if samples == 1 else average + SMOOTHING * (sample - average)
 
 
 class AdaptiveLimit:
@@ -66,9 +63,9 @@ class AdaptiveLimit:
         self._in_flight = 0
         self._waiters: deque[asyncio.Future[float]] = deque()  # each resolves to when it woke
         self._woken = 0
-        self._lateness = 0.0  # how late the loop ran woken requests, smoothed
+        self._lateness: float | None = None  # how late the loop ran woken requests, smoothed
         self._answered = 0
-        self._round_trip = 0.0  # smoothed over the answers
+        self._round_trip: float | None = None  # smoothed over the answers
         self._fastest = float("inf")  # the fastest smoothed round trip of this window
         self._fastest_before = float("inf")  # and of the window before
         self._window_ends = float("-inf")
@@ -99,7 +96,7 @@ class AdaptiveLimit:
             raise
         now = self._clock()
         self._woken += 1
-        self._lateness = smoothed(self._lateness, now - woken, self._woken)
+        self._lateness = moving_average(self._lateness, now - woken, SMOOTHING)
         return now
 
     def release(self, taken: float, *, refused: bool = False) -> None:
@@ -112,11 +109,14 @@ class AdaptiveLimit:
         round_trip = now - taken
         if not refused:
             self._note(round_trip, now)
+        smoothed, lateness = self._round_trip, self._lateness
         fast = (
             not refused
             and min(self._answered, self._woken) > WARM_UP
-            and self._round_trip <= SLOW_FACTOR * min(self._fastest, self._fastest_before)
-            and self._lateness <= LOOP_SHARE * self._round_trip
+            and smoothed is not None
+            and lateness is not None
+            and smoothed <= SLOW_FACTOR * min(self._fastest, self._fastest_before)
+            and lateness <= LOOP_SHARE * smoothed
         )
         if not fast:
             if now >= self._steady_until:
@@ -129,14 +129,14 @@ class AdaptiveLimit:
     def _note(self, round_trip: float, now: float) -> None:
         """Smooth the round trips, and keep the fastest smoothed one of the last two windows."""
         self._answered += 1
-        self._round_trip = smoothed(self._round_trip, round_trip, self._answered)
+        self._round_trip = smoothed = moving_average(self._round_trip, round_trip, SMOOTHING)
         if self._answered <= WARM_UP:
             return
         if now >= self._window_ends:
-            self._fastest_before, self._fastest = self._fastest, self._round_trip
+            self._fastest_before, self._fastest = self._fastest, smoothed
             self._window_ends = now + BASE_WINDOW
-        elif self._round_trip < self._fastest:
-            self._fastest = self._round_trip
+        elif smoothed < self._fastest:
+            self._fastest = smoothed
 
     def _admit(self) -> None:
         """Wake waiters, oldest first, while there are free slots."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rivya_provider.client import durations_file
+from rivya_provider.client.averages import moving_average
 from rivya_provider.client.models import GenerationTask, TaskStatus
 
 #: Weight of the newest observed duration in the running estimate.
@@ -120,7 +121,7 @@ class DurationEstimates:
         now = time.monotonic()
         with self._lock:
             mean = self._means.get(key)
-            mean = seconds if mean is None else mean + self._weight * (seconds - mean)
+            mean = moving_average(mean, seconds, self._weight)
             self._means[key] = mean
             # A triggerer sees many generations finish together: it folds its own estimate into
             # the machine's at most every SHARE_EVERY_SECONDS per model, not at every one.

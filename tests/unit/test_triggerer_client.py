@@ -27,30 +27,27 @@ def _server(seconds: float) -> tuple[httpx.MockTransport, list[int]]:
     return httpx.MockTransport(answer), most
 
 
-async def _poll(client: AsyncRivyaClient, times: int) -> None:
-    tasks = await asyncio.gather(*(client.aget_generation("task_abc") for _ in range(times)))
-    assert [t.id for t in tasks] == ["task_abc"] * times
+async def _most_at_once(*, answer_after: float, polls: int, max_in_flight: int) -> int:
+    """Poll ``polls`` times at once through a client; the most requests the server had at once."""
+    transport, most = _server(answer_after)
+    async with AsyncRivyaClient(
+        api_key=API_KEY, base_url=BASE_URL, transport=transport, max_in_flight=max_in_flight
+    ) as client:
+        tasks = await asyncio.gather(*(client.aget_generation("task_abc") for _ in range(polls)))
+    assert [t.id for t in tasks] == ["task_abc"] * polls
+    return most[0]
 
 
 async def test_requests_in_flight_are_bounded_and_all_answered() -> None:
-    transport, most = _server(0.01)
-    async with AsyncRivyaClient(
-        api_key=API_KEY, base_url=BASE_URL, transport=transport, max_in_flight=3
-    ) as client:
-        await _poll(client, 40)
-    assert most == [3]
+    assert await _most_at_once(answer_after=0.01, polls=40, max_in_flight=3) == 3
 
 
 async def test_a_distant_server_gets_more_requests_at_once_up_to_the_ceiling() -> None:
     # The network's wait, the same for every request; long enough that a loaded machine's
     # scheduling noise stays well within a tenth of it. How the limit moves on every other
     # kind of answer: tests/unit/test_in_flight.py, on a clock the test sets.
-    transport, most = _server(0.2)
-    async with AsyncRivyaClient(
-        api_key=API_KEY, base_url=BASE_URL, transport=transport, max_in_flight=120
-    ) as client:
-        await _poll(client, 600)
-    assert client.MIN_IN_FLIGHT < most[0] <= 120
+    most = await _most_at_once(answer_after=0.2, polls=600, max_in_flight=120)
+    assert AsyncRivyaClient.MIN_IN_FLIGHT < most <= 120
 
 
 def test_a_ceiling_below_one_request_is_refused() -> None:
