@@ -66,11 +66,14 @@ async def test_the_limit_rises_to_the_ceiling_while_requests_wait_and_answers_ar
 
 
 async def test_no_growth_without_requests_waiting() -> None:
-    clock = Clock()
-    gate = AdaptiveLimit(floor=2, ceiling=6, clock=clock)
-    for _ in range(50):
+    load = await loaded(14, ceiling=6)
+    while load.pending:  # twelve wait their turn, so the loop's lateness is timed; all refused
+        await load.round(1.0, refused=True)
+    gate = load.gate
+    assert (gate.in_flight, gate.limit) == (0, 2)
+    for _ in range(50):  # then steady answers, one at a time: nobody waits for a slot
         taken = await gate.acquire()
-        clock.now += 1.0
+        load.clock.now += 1.0
         gate.release(taken)
     assert gate.limit == 2
 
