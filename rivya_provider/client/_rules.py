@@ -190,19 +190,40 @@ class Call:
         return f"{self.method} {target}"
 
 
-def build_request(http: httpx.Client | httpx.AsyncClient, config: ClientConfig, call: Call) -> Any:
-    """Turn a :class:`Call` into an ``httpx.Request`` for this attempt."""
-    headers = {"Accept": "application/json", **call.headers}
-    if call.authenticated:
-        headers["Authorization"] = f"Bearer {config.api_key}"
-    return http.build_request(
-        call.method,
-        _api_url(f"{config.base_url}{API_PREFIX}{call.path}"),
-        json=call.json,
-        data=call.data,
-        files=call.files() if call.files else None,
-        headers=headers,
-    )
+class RequestBuilder:
+    """Turns a :class:`Call` into each attempt's ``httpx.Request``, as httpx's would.
+
+    The client's headers, the key and the timeouts are merged once per client, not at every
+    attempt: httpx merges headers by decoding each one to ``str`` and back, about a tenth of a
+    status poll's CPU.
+    """
+
+    def __init__(self, http: httpx.Client | httpx.AsyncClient, config: ClientConfig) -> None:
+        self._anonymous = httpx.Headers(http.headers)
+        self._anonymous["Accept"] = "application/json"
+        self._authenticated = self._anonymous.copy()
+        self._authenticated["Authorization"] = f"Bearer {config.api_key}"
+        self._cookies = http.cookies  # none for the API in practice; httpx would send any
+        self._timeout = http.timeout.as_dict()
+        self._base = f"{config.base_url}{API_PREFIX}"
+
+    def __call__(self, call: Call) -> httpx.Request:
+        headers = self._authenticated if call.authenticated else self._anonymous
+        if call.headers:  # they may replace the client's, never the key
+            headers = self._anonymous.copy()
+            headers.update(call.headers)
+            if call.authenticated:
+                headers["Authorization"] = self._authenticated["Authorization"]
+        return httpx.Request(
+            call.method,
+            _api_url(f"{self._base}{call.path}"),
+            json=call.json,
+            data=call.data,
+            files=call.files() if call.files else None,
+            headers=headers,
+            cookies=self._cookies,
+            extensions={"timeout": self._timeout},
+        )
 
 
 # httpx parses and checks every URL string it is given, each character in Python: about a

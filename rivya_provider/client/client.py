@@ -377,6 +377,7 @@ class RivyaClient(_ClientBase):
         )
         self._sleep = sleep or time.sleep
         self._http = httpx.Client(**self._http_options(transport, asynchronous=False))
+        self._build_request = _rules.RequestBuilder(self._http, self.config)
 
     def __enter__(self) -> Self:
         return self
@@ -397,7 +398,7 @@ class RivyaClient(_ClientBase):
             with attempt:
                 if pause := self._pause_for_pacing():
                     self._sleep(pause)
-                request = _rules.build_request(self._http, self.config, call)
+                request = self._build_request(call)
                 try:
                     with bounded.deadline_scope():
                         response = self._http.send(request, stream=True)
@@ -642,6 +643,7 @@ class AsyncRivyaClient(_ClientBase):
         )
         options = self._http_options(transport, asynchronous=True, pool_size=max_in_flight)
         self._http = httpx.AsyncClient(**options)
+        self._build_request = _rules.RequestBuilder(self._http, self.config)
         # API requests go straight to the client's one transport (httpx mounts none for the
         # environment's proxies when given a transport): they follow no redirects and keep no
         # cookies, and httpx's send would add only its layers, a seventh of a poll's CPU.
@@ -697,7 +699,7 @@ class AsyncRivyaClient(_ClientBase):
         taken = await self._in_flight.acquire()
         refused = True  # until an answer comes back that is not a 429 or 5xx
         try:
-            request = _rules.build_request(self._http, self.config, call)
+            request = self._build_request(call)
             cap = self.config.limits.max_response_bytes
             request.extensions[bounded.READ_CAP] = cap  # aiohttp's transport reads it whole itself
             try:

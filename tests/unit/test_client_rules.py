@@ -46,6 +46,25 @@ async def test_authenticated_call_sends_key_user_agent_and_url(api: Api, script:
     assert request.headers["accept"] == "application/json"
 
 
+async def test_a_calls_own_headers_stay_with_that_call(api: Api, script: Script) -> None:
+    # The client's headers and the key are merged once; one call's additions must not stick.
+    script.answers = [
+        httpx.Response(201, json=TASK),
+        httpx.Response(200, json={"current_credits": 7}),
+    ]
+    await api("create_generation", FLEX, idempotency_key="dag.task.run.0")
+    await api("get_credits")
+    create, credits = script.requests
+    for request in (create, credits):
+        assert request.headers["authorization"] == f"Bearer {API_KEY}"
+        assert request.headers["user-agent"] == f"airflow-provider-rivya/{__version__}"
+        assert request.headers["accept"] == "application/json"
+        assert "gzip" in request.headers["accept-encoding"]
+    assert create.headers["idempotency-key"] == "dag.task.run.0"
+    assert "idempotency-key" not in credits.headers
+    assert "content-type" not in credits.headers
+
+
 async def test_the_catalogue_is_fetched_with_the_key(api: Api, script: Script) -> None:
     # /models is public, but an account may see models others do not.
     script.answers = [httpx.Response(200, json={"object": "list", "data": [{"id": "m1"}]})]
