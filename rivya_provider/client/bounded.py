@@ -14,6 +14,7 @@ import contextvars
 import ssl
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -383,12 +384,61 @@ async def aread_capped(response: httpx.Response, cap: int) -> httpx.Response:
 
 #: Seconds a poll may take once the deadline has passed: enough for one answer, no more.
 LATE_POLL_SECONDS = 10.0
+#: A bound further off than this many seconds is watched by its event loop's one sweep (see
+#: :class:`_FarBounds`) instead of a timer of its own.
+FAR_SECONDS = 60.0
+#: Seconds between two sweeps: how late, at most, a far bound cuts its poll.
+SWEEP_SECONDS = 1.0
 #: ``asyncio.timeout`` from Python 3.11 on.
 _timeout = getattr(asyncio, "timeout", None)
 
 
+class _FarBounds:
+    """The polls in progress on one event loop whose bound is far off, with that bound.
+
+    A timer of each poll's own would stay in the loop's schedule, cancelled, until its far-off
+    time or a clean-up: with thousands of waits, thousands of timers and their contexts, which
+    the garbage collector moves into its oldest generation and walks at every full pass (and
+    which made those passes come more often). Here one timer a second cuts the polls past
+    their bound, while any are in progress.
+    """
+
+    def __init__(self) -> None:
+        self._bounds: dict[Any, float] = {}  # asyncio.Timeout -> the loop's time it must end
+        self._sweep_timer: asyncio.TimerHandle | None = None
+
+    def add(self, timeout: Any, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._bounds[timeout] = loop.time() + seconds
+        if self._sweep_timer is None:
+            self._sweep_timer = loop.call_later(SWEEP_SECONDS, self._sweep)
+
+    def discard(self, timeout: Any) -> None:
+        self._bounds.pop(timeout, None)
+
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        try:
+            for timeout in [t for t, when in self._bounds.items() if when <= now]:
+                del self._bounds[timeout]
+                timeout.reschedule(now)  # asyncio cancels its poll, and raises TimeoutError there
+        finally:  # whatever happened, the other polls stay watched
+            self._sweep_timer = (
+                loop.call_later(SWEEP_SECONDS, self._sweep) if self._bounds else None
+            )
+
+
+#: One per event loop, and gone with it.
+_far_bounds: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _FarBounds] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def before(deadline: float, awaitable: Awaitable[_T], *, what: str) -> _T:
     """Await ``awaitable`` until Unix time ``deadline`` (at least :data:`LATE_POLL_SECONDS`).
+
+    A bound more than :data:`FAR_SECONDS` off may cut the poll up to :data:`SWEEP_SECONDS` late.
 
     :raises RivyaTransportError: when it takes longer (retryable, like any timeout).
     """
@@ -396,9 +446,20 @@ async def before(deadline: float, awaitable: Awaitable[_T], *, what: str) -> _T:
     try:
         if _timeout is None:  # Python 3.10
             return await asyncio.wait_for(awaitable, seconds)
-        # Unlike wait_for on 3.11, no task of its own per poll: a third of the cost.
-        async with _timeout(seconds):
-            return await awaitable
+        if seconds <= FAR_SECONDS:
+            # Unlike wait_for on 3.11, no task of its own per poll: a third of the cost.
+            async with _timeout(seconds):
+                return await awaitable
+        loop = asyncio.get_running_loop()
+        far = _far_bounds.get(loop)
+        if far is None:
+            far = _far_bounds[loop] = _FarBounds()
+        async with _timeout(None) as timeout:  # no timer: the sweep expires it
+            far.add(timeout, seconds)
+            try:
+                return await awaitable
+            finally:
+                far.discard(timeout)
     except asyncio.TimeoutError:  # not the built-in TimeoutError before Python 3.11
         raise RivyaTransportError(f"{what} did not answer within {seconds:.1f}s") from None
 

@@ -598,8 +598,10 @@ class AsyncRivyaClient(_ClientBase):
         trips show the wait is the network's (:mod:`rivya_provider.client.in_flight`).
     """
 
-    #: Requests sent at once while round trips give no sign that more would go faster.
-    MIN_IN_FLIGHT = 50
+    #: Requests sent at once while the round trips give no sign that more would go faster: on
+    #: a loop that is itself the queue, more in flight answer no sooner, and their objects make
+    #: the garbage collector's full passes come more often (docs/performance.md).
+    MIN_IN_FLIGHT = 4
     #: Default ceiling of requests in flight, and the connection pool's size.
     MAX_IN_FLIGHT = 200
 

@@ -70,7 +70,9 @@ async def _submit(emulator: RunningEmulator) -> str:
 
 
 def _trigger(generation_id: str, **kwargs: Any) -> RivyaGenerationTrigger:
-    settings: dict[str, Any] = {"deadline": time.time() + 30, "poll_interval": 0.02}
+    # The operator's default deadline: its polls are bounded by the loop's sweep, as in a
+    # triggerer (a deadline within a minute gives each poll a timer of its own).
+    settings: dict[str, Any] = {"deadline": time.time() + 1800, "poll_interval": 0.02}
     return RivyaGenerationTrigger(generation_id=generation_id, **{**settings, **kwargs})
 
 

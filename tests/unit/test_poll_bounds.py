@@ -1,0 +1,73 @@
+"""A trigger's poll is bounded by the wait's deadline: a timer of its own when the deadline is
+near, one sweep per event loop when it is far off (``rivya_provider.client.bounded.before``)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from rivya_provider.client import RivyaTransportError, bounded
+
+pytestmark = pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="Python 3.10 bounds each poll with asyncio.wait_for"
+)
+
+
+@pytest.fixture
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bounds of a tenth of a second count as far off; the sweep runs every 50 ms."""
+    monkeypatch.setattr(bounded, "LATE_POLL_SECONDS", 0.05)
+    monkeypatch.setattr(bounded, "FAR_SECONDS", 0.1)
+    monkeypatch.setattr(bounded, "SWEEP_SECONDS", 0.05)
+
+
+@pytest.mark.parametrize("seconds", [0.08, 0.3], ids=["near: its own timer", "far: the sweep"])
+async def test_a_poll_that_never_answers_is_cut_at_its_bound(quick: None, seconds: float) -> None:
+    started = time.monotonic()
+    with pytest.raises(RivyaTransportError, match="poll did not answer within"):
+        await asyncio.wait_for(
+            bounded.before(time.time() + seconds, asyncio.sleep(30), what="poll"), 5
+        )
+    # The sweep may cut a far bound up to one sweep late, never early.
+    assert seconds - 0.02 <= time.monotonic() - started <= seconds + 1.0
+
+
+async def test_a_far_bound_hands_back_the_answer_and_the_polls_own_error(quick: None) -> None:
+    async def answer() -> str:
+        await asyncio.sleep(0.01)
+        return "done"
+
+    async def fail() -> None:
+        raise ValueError("the poll's own")
+
+    assert await bounded.before(time.time() + 60, answer(), what="poll") == "done"
+    with pytest.raises(ValueError, match="the poll's own"):
+        await bounded.before(time.time() + 60, fail(), what="poll")
+
+
+async def test_far_bounds_schedule_one_sweep_not_a_timer_per_poll(
+    quick: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop = asyncio.get_running_loop()
+    scheduled: list[Any] = []
+    call_at = loop.call_at
+
+    def counting(when: float, callback: Any, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        scheduled.append(callback)
+        return call_at(when, callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_at", counting)
+    polls = [
+        bounded.before(time.time() + 3600, asyncio.sleep(0.02), what="poll") for _ in range(200)
+    ]
+    await asyncio.gather(*polls)
+    sweeps = [c for c in scheduled if getattr(c, "__func__", None) is bounded._FarBounds._sweep]
+    assert len(scheduled) - len(sweeps) <= 200  # the sleeps' own timers only
+    assert 1 <= len(sweeps) <= 3
+    # With no poll left in progress, the next sweep is the last one.
+    await asyncio.sleep(0.2)
+    assert bounded._far_bounds[loop]._sweep_timer is None
