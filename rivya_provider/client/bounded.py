@@ -407,11 +407,11 @@ class _FarBounds:
         self._bounds: dict[Any, float] = {}  # asyncio.Timeout -> the loop's time it must end
         self._sweep_timer: asyncio.TimerHandle | None = None
 
-    def add(self, timeout: Any, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        self._bounds[timeout] = loop.time() + seconds
+    def add(self, timeout: Any, when: float) -> None:
+        """Watch ``timeout``, entered by a poll that must end by the loop's time ``when``."""
+        self._bounds[timeout] = when
         if self._sweep_timer is None:
-            self._sweep_timer = loop.call_later(SWEEP_SECONDS, self._sweep)
+            self._sweep_timer = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep)
 
     def discard(self, timeout: Any) -> None:
         self._bounds.pop(timeout, None)
@@ -455,7 +455,7 @@ async def before(deadline: float, awaitable: Awaitable[_T], *, what: str) -> _T:
         if far is None:
             far = _far_bounds[loop] = _FarBounds()
         async with _timeout(None) as timeout:  # no timer: the sweep expires it
-            far.add(timeout, seconds)
+            far.add(timeout, loop.time() + seconds)
             try:
                 return await awaitable
             finally:
