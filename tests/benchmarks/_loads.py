@@ -296,7 +296,9 @@ WAIT_SECONDS = 1800.0
 def many_triggers(
     base_url: str, ids: list[str], *, seconds: float, interval: float, freeze: bool = False
 ) -> ScaleResult:
-    """Run one trigger per id in one loop for ``seconds`` with a fixed ``interval``.
+    """Run one trigger per id in one loop, polling every ``interval``, for ``seconds`` of due polls.
+
+    The run lasts half an interval longer, so that the last due polls are made.
 
     :param freeze: with ``[rivya] freeze_triggerer_heap`` on.
     """

@@ -102,8 +102,8 @@ async def test_refused_answers_and_a_busy_loop_keep_the_limit_down(case: str) ->
 
 
 async def test_a_loop_late_from_the_start_never_lifts_the_limit() -> None:
-    # Before any woken request has run, the loop's lateness reads zero: the limit must not
-    # rise on that, only once the lateness of enough woken requests has been timed.
+    # Before any woken request has run, the loop's lateness is unknown: the limit must not
+    # rise then, only once the lateness of enough woken requests has been timed.
     load = await loaded(2000, floor=10, ceiling=40)
     for _ in range(20):
         await load.round(1.0, late=0.15)
