@@ -88,7 +88,7 @@ class DeadlineAiohttpTransport(AiohttpTransport):
             self.client = self.get_client()
         timeout = request.extensions.get("timeout", {})
         with _precise_errors(), map_aiohttp_exceptions():
-            total = bounded.seconds_left(httpx.ReadTimeout)
+            total = bounded.seconds_left(request, httpx.ReadTimeout)
             try:
                 data: bytes | httpx.AsyncByteStream | None = request.content or None
             except httpx.RequestNotRead:

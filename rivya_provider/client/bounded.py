@@ -72,8 +72,10 @@ def _positive(value: object) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Wall-clock deadlines, checked at every connect, read and write of the socket.
+# Wall-clock deadlines. The sync client's are checked at every connect, read and write of the
+# socket; the async client's become aiohttp's total timeout (aio_transport).
 
+#: The deadline of the sync client's request in progress in this thread.
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "rivya_deadline", default=None
 )
@@ -81,11 +83,11 @@ _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 
 @contextmanager
 def deadline_scope() -> Iterator[None]:
-    """Keep the deadlines of the requests made in this block to this block.
+    """Keep the deadlines of the sync requests made in this block to this block.
 
     A request's hook sets its deadline in the caller's context (the transport reads it there);
-    without a scope the last one would outlive its request in that thread or task, and bound
-    whatever read it next.
+    without a scope the last one would outlive its request in that thread, and bound whatever
+    read it next.
     """
     token = _DEADLINE.set(None)
     try:
@@ -95,7 +97,11 @@ def deadline_scope() -> Iterator[None]:
 
 
 def _budget(timeout: float | None, error: type[Exception]) -> float | None:
-    deadline = _DEADLINE.get()
+    return _within(_DEADLINE.get(), timeout, error)
+
+
+def _within(deadline: float | None, timeout: float | None, error: type[Exception]) -> float | None:
+    """``timeout`` shortened to what is left before ``deadline`` (monotonic time, or ``None``)."""
     if deadline is None:
         return timeout
     left = deadline - time.monotonic()
@@ -206,19 +212,25 @@ def async_transport(*, pool_size: int | None = None) -> httpx.AsyncBaseTransport
     )
 
 
-def seconds_left(error: type[Exception]) -> float | None:
-    """Seconds before the current request's wall-clock deadline (``None``: no deadline).
+#: A request's extension (httpx's way to tell a transport about one request) in the async
+#: client: the monotonic time its wall-clock deadline passes. Not a context variable, as in the
+#: sync client: setting one at every poll gave each waiting trigger's task a new context map
+#: that outlived the poll, and thousands of those reach the collector's oldest generation.
+DEADLINE = "rivya_deadline"
+
+
+def seconds_left(request: httpx.Request, error: type[Exception]) -> float | None:
+    """Seconds before an async request's wall-clock deadline (``None``: no deadline).
 
     :raises error: when it has passed.
     """
-    return _budget(None, error)
+    return _within(request.extensions.get(DEADLINE), None, error)
 
 
-def _start_deadline(request: httpx.Request, *, api_prefix: str, limits: Limits) -> None:
-    """Start a request's wall-clock deadline (an API call's, or a download hop's)."""
+def _deadline_of(request: httpx.Request, *, api_prefix: str, limits: Limits) -> float:
+    """The monotonic time a request's deadline passes (an API call's, or a download hop's)."""
     api = str(request.url).startswith(api_prefix)
-    seconds = limits.request_deadline if api else limits.download_deadline
-    _DEADLINE.set(time.monotonic() + seconds)
+    return time.monotonic() + (limits.request_deadline if api else limits.download_deadline)
 
 
 def client_options(
@@ -237,14 +249,14 @@ def client_options(
 
     def start(request: httpx.Request) -> None:
         policy.check(str(request.url), what="URL")
-        _start_deadline(request, api_prefix=api_prefix, limits=limits)
+        _DEADLINE.set(_deadline_of(request, api_prefix=api_prefix, limits=limits))
 
     async def astart(request: httpx.Request) -> None:
-        # The check may resolve a host name: off the event loop. The deadline is set here, in
-        # the request's own context.
+        # The check may resolve a host name: off the event loop. Each redirect hop comes here
+        # again, and starts a deadline of its own.
         if not policy.is_own(str(request.url)):
             await anyio.to_thread.run_sync(lambda: policy.check(str(request.url), what="URL"))
-        _start_deadline(request, api_prefix=api_prefix, limits=limits)
+        request.extensions[DEADLINE] = _deadline_of(request, api_prefix=api_prefix, limits=limits)
 
     hook: Callable[[httpx.Request], Any] = astart if asynchronous else start
     transports = (

@@ -705,9 +705,8 @@ class AsyncRivyaClient(_ClientBase):
             cap = self.config.limits.max_response_bytes
             request.extensions[bounded.READ_CAP] = cap  # aiohttp's transport reads it whole itself
             try:
-                with bounded.deadline_scope():
-                    response = await self._exchange(request)
-                    response = await bounded.aread_capped(response, cap)
+                response = await self._exchange(request)
+                response = await bounded.aread_capped(response, cap)
             except httpx.RequestError as exc:
                 _rules.note_attempt(self.config, call, None)
                 raise _rules.transport_error(call, exc) from exc
@@ -868,14 +867,13 @@ class AsyncRivyaClient(_ClientBase):
                     lambda: DownloadSink(destination, url=url, max_bytes=max_bytes)
                 )
                 try:
-                    with bounded.deadline_scope():
-                        async with self._http.stream("GET", url, follow_redirects=True) as response:
-                            if not response.is_success:
-                                await response.aread()
-                                raise _rules.api_error(response)
-                            sink.expect(response.headers.get("content-length"))
-                            async for chunk in response.aiter_bytes(CHUNK_BYTES):
-                                await anyio.to_thread.run_sync(sink.write, chunk)
+                    async with self._http.stream("GET", url, follow_redirects=True) as response:
+                        if not response.is_success:
+                            await response.aread()
+                            raise _rules.api_error(response)
+                        sink.expect(response.headers.get("content-length"))
+                        async for chunk in response.aiter_bytes(CHUNK_BYTES):
+                            await anyio.to_thread.run_sync(sink.write, chunk)
                     content_type = response.headers.get("content-type")
                     return await anyio.to_thread.run_sync(sink.commit, content_type)
                 except httpx.RequestError as exc:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from typing import Any
 
 import pytest
 
 from rivya_provider.client import RivyaTransportError, bounded
+from tests.loop_timers import record_timers
 
 pytestmark = pytest.mark.skipif(
     sys.version_info < (3, 11), reason="Python 3.10 bounds each poll with asyncio.wait_for"
@@ -53,19 +53,14 @@ async def test_far_bounds_schedule_one_sweep_not_a_timer_per_poll(
     quick: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loop = asyncio.get_running_loop()
-    scheduled: list[Any] = []
-    call_at = loop.call_at
-
-    def counting(when: float, callback: Any, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
-        scheduled.append(callback)
-        return call_at(when, callback, *args, **kwargs)
-
-    monkeypatch.setattr(loop, "call_at", counting)
+    scheduled = record_timers(monkeypatch)
     polls = [
         bounded.before(time.time() + 3600, asyncio.sleep(0.02), what="poll") for _ in range(200)
     ]
     await asyncio.gather(*polls)
-    sweeps = [c for c in scheduled if getattr(c, "__func__", None) is bounded._FarBounds._sweep]
+    sweeps = [
+        t for t in scheduled if getattr(t.callback, "__func__", None) is bounded._FarBounds._sweep
+    ]
     assert len(scheduled) - len(sweeps) <= 200  # the sleeps' own timers only
     assert 1 <= len(sweeps) <= 3
     # With no poll left in progress, the next sweep is the last one.

@@ -32,11 +32,12 @@ from rivya_provider.client import (
 )
 from rivya_provider.emulator import RunningEmulator
 from rivya_provider.hooks.rivya import RivyaHook
-from rivya_provider.triggers import heap
+from rivya_provider.triggers import heap, wakeups
 from rivya_provider.triggers.events import GenerationEvent, read_event
 from rivya_provider.triggers.generation import RivyaGenerationTrigger
 from tests.airflow_compat import import_string
 from tests.emulator_fixtures import EmulatorFactory, connection_json
+from tests.loop_timers import record_timers
 from tests.unit.airflow.conftest import DEFAULT_CONN_ENV
 
 TRIGGER_PATH = "rivya_provider.triggers.generation.RivyaGenerationTrigger"
@@ -320,6 +321,32 @@ async def test_a_sleeping_wait_keeps_no_answer_of_its_polls(
         waiting.cancel()
         await asyncio.gather(waiting, return_exceptions=True)
         await (await RivyaHook().aget_client()).aclose()
+
+
+async def test_waits_polling_in_one_loop_share_their_wake_up_timers(
+    emulator_factory: EmulatorFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A timer per sleep between polls, with its copy of the task's context, is what thousands
+    # of waits kept alive into the collector's oldest generation.
+    slow = emulator_factory(queued_seconds=0, processing_seconds=60)
+    monkeypatch.setenv(DEFAULT_CONN_ENV, connection_json(slow))
+    timers = record_timers(monkeypatch)
+    task_id = await _submit(slow)
+    waits = [
+        asyncio.ensure_future(_one_event(_trigger(task_id, poll_interval=0.2))) for _ in range(40)
+    ]
+    try:
+        await asyncio.sleep(1.5)
+    finally:
+        for wait in waits:
+            wait.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+        await (await RivyaHook().aget_client()).aclose()
+    polls = _gets(slow)
+    slots = [t for t in timers if getattr(t.callback, "__func__", None) is wakeups._Slots._wake]
+    assert polls >= 40 * 2  # each polled, slept and polled again
+    # Sleeps ending within the same 10 ms share one timer.
+    assert 0 < len(slots) <= polls / 2
 
 
 async def test_unknown_task_gives_an_error_with_code_and_request_id(
