@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import compileall
-import importlib
 import json
 import logging
 import os
@@ -96,37 +95,10 @@ def minimal() -> Iterator[Served]:
         yield served
 
 
-@contextmanager
-def _logs_at(level: int) -> Iterator[None]:
-    """Log the pollers' loggers at ``level`` and above only, until the block ends."""
-    names = ("rivya_provider", "airflow.providers.http", "httpx", "httpcore", "airflow.task")
-    tables = []
-    for module in ("airflow._shared.logging.structlog", "airflow.sdk._shared.logging.structlog"):
-        try:
-            # Airflow 3.3 filters structlog loggers by these levels.
-            tables.append(importlib.import_module(module).PER_LOGGER_LEVELS)
-        except (ImportError, AttributeError):
-            continue
-    saved = [dict(table) for table in tables]
-    levels = {name: logging.getLogger(name).level for name in names}
-    for name in names:
-        logging.getLogger(name).setLevel(level)
-        for table in tables:
-            table[name] = level
-    try:
-        yield
-    finally:
-        for name, before_level in levels.items():
-            logging.getLogger(name).setLevel(before_level)
-        for table, before in zip(tables, saved, strict=True):
-            table.clear()
-            table.update(before)
-
-
 @pytest.fixture(autouse=True)
 def _quiet_polls() -> Iterator[None]:
     """One log line per poll would flood the terminal: every poller is measured without it."""
-    with _logs_at(logging.WARNING):
+    with loads.logs_at(logging.WARNING):
         yield
 
 
@@ -212,7 +184,7 @@ def _poll_cpu(table: Table, emulator: Served, task_id: str) -> None:
     for name, run in runs.items():
         # HttpSensorTrigger's hook logs a warning at each try on the unknown task (thousands of
         # lines before the table); every poller is measured without its log lines.
-        with _logs_at(logging.ERROR):
+        with loads.logs_at(logging.ERROR):
             measured[name] = loads.cpu_per_call(run, count)
     floor = measured["bare httpx + httpx-aiohttp transport"][0]
     best = min(cpu for cpu, _ in measured.values())
@@ -285,7 +257,7 @@ def _scale(table: Table, emulator: Served, ids: list[str]) -> None:
     # The emulator answers at once; Rivya across a network does not: the shared client then
     # sends more requests at once (docs/performance.md), and its sockets show how many. Any
     # warning of the waits (a failed poll, each logged) stays out of the table.
-    with _answers_late(emulator, LATE_ANSWER), _logs_at(logging.ERROR):
+    with _answers_late(emulator, LATE_ANSWER), loads.logs_at(logging.ERROR):
         late = loads.many_triggers(
             emulator.base_url, ids[:5000], seconds=SCALE_SECONDS, interval=SCALE_INTERVAL
         )
