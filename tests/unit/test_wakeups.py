@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import weakref
 
 import pytest
@@ -29,13 +30,16 @@ async def test_a_sleep_is_due_after_its_time_and_at_most_one_slot_later(
 
 async def test_sleepers_ending_in_one_slot_share_a_timer(monkeypatch: pytest.MonkeyPatch) -> None:
     loop = asyncio.get_running_loop()
-    # Aligned to the start of a slot, so that all 300 end in the same two slots at most.
+    # Aligned to the start of a slot, so that all 300 end in the fewest slots.
     slot = int(loop.time() / wakeups.SLOT_SECONDS) + 2
     await asyncio.sleep(slot * wakeups.SLOT_SECONDS - loop.time())
     scheduled = record_timers(monkeypatch)
+    started = loop.time()
     sleepers = [asyncio.ensure_future(wakeups.sleep(0.2)) for _ in range(300)]
+    # Starting them may take longer than a slot on a busy machine (a collector pass, say).
+    spanned = math.ceil((loop.time() - started) / wakeups.SLOT_SECONDS) + 1
     await asyncio.gather(*sleepers)
-    assert 1 <= len(scheduled) <= 2
+    assert 1 <= len(scheduled) <= spanned  # a timer each would make 300
     # Each sleeper awaits a future of its own.
     assert len({id(s) for s in sleepers}) == 300
 
