@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import ssl
+import sys
 import threading
 import time
 import weakref
@@ -24,6 +25,13 @@ from typing import Any, TypeVar
 import anyio
 import httpcore
 import httpx
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as _timeout
+else:
+    # Not asyncio.wait_for: on Python 3.10 it drops a cancellation that arrives in the same loop
+    # turn as the poll's answer (CPython gh-86296), and a cancelled trigger polled on to its end.
+    from async_timeout import timeout as _timeout
 
 from rivya_provider.client.errors import (
     FieldProblem,
@@ -401,8 +409,6 @@ LATE_POLL_SECONDS = 10.0
 FAR_SECONDS = 60.0
 #: Seconds between two sweeps: how late, at most, a far bound cuts its poll.
 SWEEP_SECONDS = 1.0
-#: ``asyncio.timeout`` from Python 3.11 on.
-_timeout = getattr(asyncio, "timeout", None)
 
 
 class _FarBounds:
@@ -456,9 +462,9 @@ async def before(deadline: float, awaitable: Awaitable[_T], *, what: str) -> _T:
     """
     seconds = max(deadline - time.time(), LATE_POLL_SECONDS)
     try:
-        if _timeout is None:  # Python 3.10
-            return await asyncio.wait_for(awaitable, seconds)
-        if seconds <= FAR_SECONDS:
+        # async_timeout (Python 3.10) cannot be expired from the sweep, a loop callback: a timer
+        # of its own there.
+        if seconds <= FAR_SECONDS or sys.version_info < (3, 11):
             # Unlike wait_for on 3.11, no task of its own per poll: a third of the cost.
             async with _timeout(seconds):
                 return await awaitable

@@ -1,5 +1,6 @@
 """A trigger's poll is bounded by the wait's deadline: a timer of its own when the deadline is
-near, one sweep per event loop when it is far off (``rivya_provider.client.bounded.before``)."""
+near (and always on Python 3.10), one sweep per event loop when it is far off
+(``rivya_provider.client.bounded.before``); neither loses the triggerer's cancellation."""
 
 from __future__ import annotations
 
@@ -11,10 +12,6 @@ import pytest
 
 from rivya_provider.client import RivyaTransportError, bounded
 from tests.loop_timers import record_timers
-
-pytestmark = pytest.mark.skipif(
-    sys.version_info < (3, 11), reason="Python 3.10 bounds each poll with asyncio.wait_for"
-)
 
 
 @pytest.fixture
@@ -49,6 +46,7 @@ async def test_a_far_bound_hands_back_the_answer_and_the_polls_own_error(quick: 
         await bounded.before(time.time() + 60, fail(), what="poll")
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Python 3.10 gives each poll a timer")
 async def test_far_bounds_schedule_one_sweep_not_a_timer_per_poll(
     quick: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -66,3 +64,20 @@ async def test_far_bounds_schedule_one_sweep_not_a_timer_per_poll(
     # With no poll left in progress, the next sweep is the last one.
     await asyncio.sleep(0.2)
     assert bounded._far_bounds[loop]._sweep_timer is None
+
+
+@pytest.mark.parametrize("seconds", [30, 3600], ids=["near", "far"])
+async def test_a_cancellation_that_comes_with_the_answer_is_not_lost(seconds: float) -> None:
+    # The triggerer cancels a wait (task cleared, triggerer stopping) just as its poll's answer
+    # lands: the wait must end there. asyncio.wait_for on Python 3.10 handed back the answer.
+    answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def poll() -> str:
+        return await answer
+
+    wait = asyncio.ensure_future(bounded.before(time.time() + seconds, poll(), what="poll"))
+    await asyncio.sleep(0)  # the poll is waiting for its answer
+    answer.set_result("done")
+    wait.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await wait
