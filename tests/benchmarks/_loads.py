@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import psutil  # type: ignore[import-untyped,unused-ignore]
 
+from rivya_provider.client.models import GenerationTask
 from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.triggers import heap
 from rivya_provider.triggers.generation import RivyaGenerationTrigger
@@ -163,8 +164,15 @@ async def bare_httpx(
 
 
 async def bare_aiohttp(
-    base_url: str, api_key: str, task_id: str, *, pollers: int, seconds: float
+    base_url: str,
+    api_key: str,
+    task_id: str,
+    *,
+    pollers: int,
+    seconds: float,
+    typed: bool = False,
 ) -> None:
+    """An aiohttp session polling; ``typed`` reads each answer into a ``GenerationTask``."""
     import aiohttp
 
     stop = time.monotonic() + seconds
@@ -173,7 +181,10 @@ async def bare_aiohttp(
         async def loop() -> None:
             while time.monotonic() < stop:
                 async with session.get(f"/api/v1/generations/{task_id}") as answer:
-                    await answer.json()
+                    if typed:
+                        GenerationTask.model_validate_json(await answer.read())
+                    else:
+                        await answer.json()
 
         await asyncio.gather(*(loop() for _ in range(pollers)))
 

@@ -4,8 +4,9 @@ Sized for 2 cores. Servers run in their own processes, so the CPU of a client is
 
 - CPU per status poll in this process: ``RivyaGenerationTrigger`` (its async client runs on
   aiohttp's connections through ``httpx-aiohttp``), the same on httpx's own transport, a bare
-  ``httpx.AsyncClient`` loop on each transport, a bare ``aiohttp`` session and the HTTP
-  provider's ``HttpSensorTrigger``.
+  ``httpx.AsyncClient`` loop on each transport, a bare ``aiohttp`` session (also with each
+  answer read into a ``GenerationTask``) and the HTTP provider's ``HttpSensorTrigger``; and the
+  CPU of the ``httpx.Request`` and ``httpx.Response`` objects each poll of ours builds.
 - 1,000 and 5,000 triggers in one event loop, polling every 5 s, each as it is and with
   ``[rivya] freeze_triggerer_heap`` on: loop lag, full garbage-collector passes, polls made
   against polls due, RSS per trigger, open sockets; then 5,000 against answers 100 ms late.
@@ -38,6 +39,8 @@ import httpx
 import pytest
 
 import rivya_provider
+from rivya_provider.client import AsyncRivyaClient, bounded
+from rivya_provider.client._rules import Call
 from rivya_provider.emulator.config import new_api_key
 from tests.benchmarks import _loads as loads
 from tests.benchmarks._servers import Served, serve
@@ -179,6 +182,10 @@ def _poll_cpu(table: Table, emulator: Served, task_id: str) -> None:
         "bare httpx.AsyncClient": lambda: loads.bare_httpx(url, key, task_id, **kwargs),
         "HttpSensorTrigger (http provider)": lambda: loads.http_sensor_trigger(key, **kwargs),
         "bare aiohttp session": lambda: loads.bare_aiohttp(url, key, task_id, **kwargs),
+        # What a poll off httpx could reach at best: aiohttp, and the answer typed as ours is.
+        "bare aiohttp session + GenerationTask": lambda: loads.bare_aiohttp(
+            url, key, task_id, typed=True, **kwargs
+        ),
     }
     measured = {}
     for name, run in runs.items():
@@ -195,6 +202,33 @@ def _poll_cpu(table: Table, emulator: Served, task_id: str) -> None:
             f"{cpu / floor:.2f}x bare httpx on aiohttp, {cpu / best:.2f}x best",
             "ours <= 1.2x best floor" if name == "RivyaGenerationTrigger" else "",
         )
+    objects = _httpx_objects_cpu(url, key, task_id)
+    table.add(
+        "CPU per status poll: its httpx Request and Response alone, no I/O",
+        f"{objects:,.0f} µs",
+        f"{objects / best:.2f}x best",
+        "",
+    )
+
+
+def _httpx_objects_cpu(url: str, key: str, task_id: str, rounds: int = 20_000) -> float:
+    """CPU µs to build one poll's ``httpx.Request`` and its read ``httpx.Response``, as ours do.
+
+    What keeping httpx's API costs each poll, whatever the transport under it.
+    """
+    answer = httpx.get(f"{url}/api/v1/generations/{task_id}", headers=loads.headers(key))
+    answer.raise_for_status()
+    client = AsyncRivyaClient(api_key=key, base_url=url)
+    call = Call("GET", f"/generations/{task_id}")
+    started = time.process_time()
+    for _ in range(rounds):
+        request = client._build_request(call)
+        bounded.read_response(
+            200, answer.headers.raw, [answer.content], request=request, extensions={}
+        )
+    cpu = time.process_time() - started
+    asyncio.run(client.aclose())
+    return cpu / rounds * 1e6
 
 
 async def _ours_on_httpx(url: str, task_id: str) -> None:
