@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 from PIL import Image
 
 from demo.airflow_run import DagTestResult
+from rivya_provider.manifest import GenerationManifest
 
 THUMBNAIL_PIXELS = 480
 
@@ -30,7 +31,7 @@ class AssetCard:
     params: Mapping[str, Any]
     status: str
     generation_id: str | None = None
-    credits: int | None = None
+    credits: int | float | None = None
     generation_seconds: float | None = None
     task_seconds: float | None = None
     tries: int = 0
@@ -69,16 +70,18 @@ def asset_cards(
     return cards
 
 
-def _with_manifest(card: AssetCard, manifest: Mapping[str, Any]) -> AssetCard:
-    files = manifest.get("files") or []
+def _with_manifest(card: AssetCard, value: Mapping[str, Any]) -> AssetCard:
+    manifest = GenerationManifest.read(dict(value))
+    if manifest is None:
+        return card
     return replace(
         card,
-        status=manifest["status"],
-        params=manifest.get("params") or card.params,
-        generation_id=manifest["generation_id"],
-        credits=manifest["charged_credits"],
-        generation_seconds=manifest["seconds"],
-        image=Path(urlparse(files[0]["path"]).path) if files else None,
+        status=manifest.status,
+        params=manifest.params or card.params,
+        generation_id=manifest.generation_id,
+        credits=manifest.charged_credits,
+        generation_seconds=manifest.seconds,
+        image=Path(urlparse(manifest.files[0].path).path) if manifest.files else None,
     )
 
 

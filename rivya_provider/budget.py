@@ -13,11 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rivya_provider.client import FieldProblem, RequestValidationError
-from rivya_provider.client.catalog import ModelSpec
+from rivya_provider.client import FieldProblem, ModelSpec, RequestValidationError
+from rivya_provider.manifest import GenerationManifest
 
 #: Manifest statuses whose ``charged_credits`` are final; the others still hold a reservation.
-_SETTLED = {"succeeded", "failed"}
 
 
 def _number(value: float) -> int | float:
@@ -131,23 +130,16 @@ def estimate(
     )
 
 
-def manifest_spend(manifest: Mapping[str, Any]) -> int | float:
-    """Credits one manifest accounts for: the charge once settled, else the reservation."""
-    status = str(manifest.get("status", ""))
-    key = "charged_credits" if status in _SETTLED else "reserved_credits"
-    value = manifest.get(key) or 0
-    return value if isinstance(value, int | float) and math.isfinite(value) else 0
-
-
 def spent_by(manifests: Iterable[Any]) -> int | float:
     """Sum what the manifests of a run account for; each generation counts once.
 
     :param manifests: XCom values; anything that is not a generation manifest is ignored.
     """
     seen: dict[str, int | float] = {}
-    for manifest in manifests:
-        if isinstance(manifest, Mapping) and manifest.get("generation_id"):
-            seen[str(manifest["generation_id"])] = manifest_spend(manifest)
+    for value in manifests:
+        manifest = GenerationManifest.read(value)
+        if manifest is not None:
+            seen[manifest.generation_id] = manifest.spend
     return _number(sum(seen.values()))
 
 

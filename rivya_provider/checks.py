@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from rivya_provider.client import FieldProblem, RequestValidationError
-from rivya_provider.client.safety import is_http_url, path_id
+from rivya_provider.client import FieldProblem, RequestValidationError, is_http_url, path_id
 
 #: Where results may be copied: local folders and the object stores ObjectStoragePath serves.
 OUTPUT_PROTOCOLS = frozenset(

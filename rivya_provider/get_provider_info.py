@@ -10,7 +10,7 @@ _INTEGRATION = "Rivya"
 
 
 def _seconds_field(
-    label: str, description: str, default: float, *, zero_allowed: bool
+    label: str, description: str, default: float | None, *, zero_allowed: bool
 ) -> dict[str, Any]:
     bound = {"minimum": 0} if zero_allowed else {"exclusiveMinimum": 0}
     return {
@@ -148,14 +148,17 @@ def get_provider_info() -> dict[str, Any]:
                     ),
                     "request_deadline": _seconds_field(
                         "Request deadline (s)",
-                        "Wall-clock seconds one API request may take in total.",
-                        120,
+                        "Wall-clock seconds one API request may take in total (empty: the "
+                        "connect and read timeouts added up, and the write one for uploads).",
+                        None,
                         zero_allowed=False,
                     ),
                     "download_deadline": _seconds_field(
                         "Download deadline (s)",
-                        "Wall-clock seconds one result download may take in total.",
-                        600,
+                        "Wall-clock seconds one result download may take in total (empty: the "
+                        "connect and read timeouts added up; raise it for large results on "
+                        "slow links).",
+                        None,
                         zero_allowed=False,
                     ),
                     "max_response_bytes": {

@@ -21,6 +21,8 @@ from airflow.providers.openlineage.extractors import OperatorLineage
 from openlineage.client.event_v2 import Dataset
 from openlineage.client.facet_v2 import RunFacet
 
+from rivya_provider.manifest import GenerationManifest
+
 #: Where the run facet's JSON schema is published (it also ships in this package and the docs).
 RUN_FACET_SCHEMA_URL = (
     "https://rivya.ai/airflow-provider-rivya/schemas/RivyaGenerationRunFacet.json"
@@ -101,15 +103,24 @@ def item_datasets(items: Iterable[Mapping[str, Any]]) -> list[Dataset]:
 
 
 def run_facet(
-    manifest: Mapping[str, Any] | None, *, model: str, known: Mapping[str, Any] | None = None
+    manifest: GenerationManifest | None, *, model: str, known: Mapping[str, Any] | None = None
 ) -> RivyaGenerationRunFacet:
     """Build the run facet from a returned manifest, else from what the task knew so far.
 
-    :param manifest: the ``GenerationManifest`` the task returned (JSON form), if any.
+    :param manifest: the manifest the task returned, if any.
     :param model: the operator's model, when nothing else says which.
     :param known: ``generation_id``, ``status`` and ``origin`` recorded before a failure.
     """
-    source = manifest or known or {}
+    if manifest is not None:
+        return RivyaGenerationRunFacet(
+            model=manifest.model,
+            generationId=manifest.generation_id,
+            status=manifest.status,
+            origin=manifest.origin,
+            reservedCredits=manifest.reserved_credits,
+            chargedCredits=manifest.charged_credits,
+        )
+    source = known or {}
     return RivyaGenerationRunFacet(
         model=str(source.get("model") or model),
         generationId=source.get("generation_id"),
@@ -123,7 +134,7 @@ def run_facet(
 def generation_lineage(
     *,
     inputs: list[Dataset],
-    manifest: Mapping[str, Any] | None,
+    manifest: Any,
     model: str,
     known: Mapping[str, Any] | None = None,
 ) -> Lineage:
@@ -132,21 +143,21 @@ def generation_lineage(
     Outputs are the copied files; without an ``output_path``, the result URLs on Rivya.
 
     :param inputs: the reference files and items.
-    :param manifest: the returned manifest (on complete), or ``None`` (on start, on failure).
+    :param manifest: the task's return value (a manifest on complete), or ``None`` (on start, on
+        failure).
     :param model: the operator's model.
     :param known: what the task recorded before failing (see :func:`run_facet`).
     """
+    returned = GenerationManifest.read(manifest)
     outputs: list[Dataset] = []
-    if manifest:
-        copies = [str(f["path"]) for f in manifest.get("files") or []]
-        outputs = [path_dataset(p) for p in copies] or [
-            url_dataset(u) for u in manifest.get("result_urls") or []
+    if returned is not None:
+        outputs = [path_dataset(file.path) for file in returned.files] or [
+            url_dataset(url) for url in returned.result_urls
         ]
-    facet = run_facet(manifest, model=model, known=known)
     return OperatorLineage(
         inputs=inputs,
         outputs=outputs,
-        run_facets={RUN_FACET_KEY: facet},
+        run_facets={RUN_FACET_KEY: run_facet(returned, model=model, known=known)},
     )
 
 

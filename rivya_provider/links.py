@@ -6,8 +6,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
 
-from rivya_provider.client import GenerationTask, TaskStatus
-from rivya_provider.client.safety import is_http_url
+from rivya_provider.client import GenerationTask, TaskStatus, is_http_url
 
 
 class RivyaResultLink(BaseOperatorLink):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from rivya_provider.client import GenerationTask
 
@@ -35,6 +36,9 @@ class GenerationManifest(BaseModel):
     client_request_id: str | None = None
     primary_url: str | None = None
     result_urls: list[str] = []
+    #: How many results Rivya listed: more than ``result_urls`` holds when it listed more than
+    #: the client keeps (16).
+    result_count: int = 0
     files: list[ResultFile] = []
     reserved_credits: int | float
     charged_credits: int | float
@@ -66,6 +70,7 @@ class GenerationManifest(BaseModel):
             client_request_id=request.get("client_request_id"),
             primary_url=task.primary_url,
             result_urls=task.result_urls,
+            result_count=task.result_count,
             files=files or [],
             reserved_credits=task.reserved_credits,
             charged_credits=task.final_credits,
@@ -75,3 +80,27 @@ class GenerationManifest(BaseModel):
             origin=origin,
             idempotency_key=idempotency_key,
         )
+
+    @classmethod
+    def read(cls, value: Any) -> GenerationManifest | None:
+        """Return an XCom value as a manifest when it is one, else ``None`` (other tasks return
+        other values)."""
+        if not isinstance(value, dict) or not value.keys() >= _REQUIRED:
+            return None
+        try:
+            return cls.model_validate(value)
+        except ValidationError:
+            return None
+
+    @property
+    def spend(self) -> int | float:
+        """Credits this generation accounts for: the charge once settled, else the reservation."""
+        settled = self.status in {"succeeded", "failed"}
+        value = self.charged_credits if settled else self.reserved_credits
+        return value if math.isfinite(value) else 0
+
+
+#: Keys a dict must have to be read as a manifest.
+_REQUIRED = frozenset(
+    name for name, field in GenerationManifest.model_fields.items() if field.is_required()
+)

@@ -15,8 +15,7 @@ from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-from rivya_provider.client import GenerationTask, RivyaClient, RivyaError
-from rivya_provider.client.safety import safe_part
+from rivya_provider.client import GenerationTask, RivyaClient, RivyaError, safe_part
 from rivya_provider.manifest import ResultFile
 
 _LOCAL_PROTOCOLS = {"", "file", "local"}

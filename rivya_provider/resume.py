@@ -163,16 +163,21 @@ def submit_or_resume(
         before_new()
     for link in range(first_link, first_link + MAX_CHAIN_WALK):
         key = chain.key(link)
-        sent_at = time.time()
         task = client.create_generation(
             request, idempotency_key=key, validate=False, conflict_wait=conflict_wait
         )
         answered_at = time.time()
-        if not (task.replayed or (stored is not None and task.id == stored.task_id)):
-            memory.remember_generation(chain, link, task.id, sent_at)
+        # This process's own create is timed by this process's clock, whatever Rivya's says.
+        started = task.sent_at or started_at_of(task)
+        found_again = task.replayed or (stored is not None and task.id == stored.task_id)
+        # A create is answered queued: a failed answer is most likely an earlier try's generation,
+        # found again through its key with nothing to say so (no replay header, no record). The
+        # chain walks on unless Rivya's own clock shows the task is new; failures cost nothing.
+        failed_before = task.status is TaskStatus.FAILED and task.created_before_sent is not False
+        if not (found_again or failed_before):
+            memory.remember_generation(chain, link, task.id, started)
             tasklog.submitted(log, task, idempotency_key=key)
-            return Submission(task, link, key, "submitted", sent_at, answered_at)
-        started = started_at_of(task)
+            return Submission(task, link, key, "submitted", started, answered_at)
         memory.remember_generation(chain, link, task.id, started)
         task = client.get_generation(task.id)
         tasklog.found_again(log, task, how="replayed", idempotency_key=key)
@@ -185,8 +190,9 @@ def submit_or_resume(
 
 
 def started_at_of(task: GenerationTask) -> float:
-    """Estimate when a generation found again was submitted: its ``created_at``, never later
-    than now (a server clock ahead of ours must not stretch the deadline), else now."""
+    """Estimate when a generation this process did not submit was submitted: its ``created_at``,
+    never later than now (a server clock ahead of ours must not stretch the deadline), else now.
+    """
     now = time.time()
     if task.created_at is None:
         return now

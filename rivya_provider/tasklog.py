@@ -157,6 +157,13 @@ def finished(
         )
     else:
         charge = f"{credits(charged)} charged by this try"
+    if task.result_count > len(task.result_urls):
+        log.warning(
+            "Rivya listed %d results for generation %s; the manifest keeps the first %d",
+            task.result_count,
+            task.id,
+            len(task.result_urls),
+        )
     if files is None:
         written = "no files written (no output_path)" if not output_path else "no files written"
     else:

@@ -13,8 +13,14 @@ from typing import Any
 
 import httpx
 
-from rivya_provider.client import AsyncRivyaClient, PollPolicy, RetryPolicy, RivyaClient, Timeouts
-from rivya_provider.client.bounded import Limits
+from rivya_provider.client import (
+    AsyncRivyaClient,
+    Limits,
+    PollPolicy,
+    RetryPolicy,
+    RivyaClient,
+    Timeouts,
+)
 
 FLAVOURS = ("sync", "async")
 

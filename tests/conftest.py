@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from rivya_provider.client._rules import SENT_KEYS
-from rivya_provider.client.live_catalog import clear_catalog_cache
-from rivya_provider.client.pacing import forget_shared_state
-from rivya_provider.client.timing import ESTIMATES
+from rivya_provider.client.catalog.live import clear_catalog_cache
+from rivya_provider.client.flow import forget_shared_state
+from rivya_provider.client.polling.estimates import ESTIMATES
+from rivya_provider.client.rules.replays import SENT_KEYS
 
 pytest_plugins = ["tests.emulator_fixtures"]
 
@@ -34,7 +34,7 @@ os.environ.update(
         # Catalogue copies shared between processes stay in this run (catalog_file).
         "RIVYA_CACHE_DIR": os.path.join(_HOME, "rivya-cache"),
         # dag.test() runs tasks in this process, so no worker heartbeat races a fast trigger:
-        # deferred waits may poll at once (see triggers.generation.deferred_first_poll_min).
+        # deferred waits may poll at once (see rivya_provider.client.polling.schedule.guard_window).
         "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "0",
     }
 )

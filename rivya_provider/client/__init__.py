@@ -1,16 +1,29 @@
-"""Typed client of the Rivya Public API v1. No Airflow imports: usable from any Python code."""
+"""Typed client of the Rivya Public API v1. No Airflow imports: usable from any Python code.
 
-from rivya_provider.client._rules import (
+Everything public is named here; the modules below are the client's own business (the Airflow
+layer of this package imports from here only, as ``make lint`` checks).
+"""
+
+from rivya_provider.client.aio import AsyncRivyaClient
+from rivya_provider.client.catalog import (
+    CATALOG,
+    REFERENCE_ITEMS_PARAM,
+    ModelSpec,
+    ParamSpec,
+    pydantic_problems,
+    validate_generation,
+)
+from rivya_provider.client.catalog.wire import ModelInfo
+from rivya_provider.client.config import (
     DEFAULT_BASE_URL,
     ClientConfig,
+    Limits,
     PollPolicy,
     RetryPolicy,
     Timeouts,
+    normalise_base_url,
 )
-from rivya_provider.client.bounded import Limits
-from rivya_provider.client.catalog import CATALOG, ModelSpec, ParamSpec, validate_generation
-from rivya_provider.client.client import AsyncRivyaClient, RivyaClient
-from rivya_provider.client.downloads import DownloadedFile
+from rivya_provider.client.downloads import DEFAULT_MAX_DOWNLOAD_BYTES, DownloadedFile
 from rivya_provider.client.errors import (
     AuthenticationError,
     DownloadTooLargeError,
@@ -23,6 +36,7 @@ from rivya_provider.client.errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
+    RequestNotSentError,
     RequestValidationError,
     ResponseTooLargeError,
     RivyaAPIError,
@@ -33,26 +47,52 @@ from rivya_provider.client.errors import (
     UnexpectedResponseError,
     UnsafeURLError,
     ValidationFailedError,
+    error_class_for,
+    is_retryable,
 )
 from rivya_provider.client.models import (
+    CreatedTask,
     Credits,
     FileKind,
     GenerationRequest,
     GenerationTask,
-    ModelInfo,
     ReferenceMediaItem,
     RivyaFile,
     TaskError,
     TaskResult,
     TaskStatus,
 )
+from rivya_provider.client.polling import (
+    PollSchedule,
+    Wait,
+    WorkerLook,
+    fire_not_before,
+    learn,
+    look_before_deferring,
+    schedule_for,
+    wait_async,
+    wait_sync,
+)
+from rivya_provider.client.safety import (
+    check_api_key,
+    is_http_url,
+    path_id,
+    redact,
+    register_secret,
+    safe_part,
+)
+from rivya_provider.client.sync import RivyaClient
+from rivya_provider.client.uploads import prepare_upload
 
 __all__ = [
     "CATALOG",
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_DOWNLOAD_BYTES",
+    "REFERENCE_ITEMS_PARAM",
     "AsyncRivyaClient",
     "AuthenticationError",
     "ClientConfig",
+    "CreatedTask",
     "Credits",
     "DownloadTooLargeError",
     "DownloadedFile",
@@ -72,8 +112,10 @@ __all__ = [
     "ParamSpec",
     "PermissionDeniedError",
     "PollPolicy",
+    "PollSchedule",
     "RateLimitedError",
     "ReferenceMediaItem",
+    "RequestNotSentError",
     "RequestValidationError",
     "ResponseTooLargeError",
     "RetryPolicy",
@@ -91,5 +133,24 @@ __all__ = [
     "UnexpectedResponseError",
     "UnsafeURLError",
     "ValidationFailedError",
+    "Wait",
+    "WorkerLook",
+    "check_api_key",
+    "error_class_for",
+    "fire_not_before",
+    "is_http_url",
+    "is_retryable",
+    "learn",
+    "look_before_deferring",
+    "normalise_base_url",
+    "path_id",
+    "prepare_upload",
+    "pydantic_problems",
+    "redact",
+    "register_secret",
+    "safe_part",
+    "schedule_for",
     "validate_generation",
+    "wait_async",
+    "wait_sync",
 ]

@@ -65,6 +65,10 @@ class RivyaTransportError(RivyaError):
     """The request did not get an HTTP answer (connection, timeout, protocol), after retries."""
 
 
+class RequestNotSentError(RivyaTransportError):
+    """A request was not sent: its turn in the process came later than it could wait."""
+
+
 class RivyaAPIError(_KeywordArgsError):
     """Rivya answered with an error envelope (or a non-2xx status without one)."""
 

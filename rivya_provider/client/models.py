@@ -6,6 +6,8 @@ adds optional response fields without a version bump.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any
@@ -21,6 +23,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+log = logging.getLogger("rivya_provider.client")
+
 #: The longest ``client_request_id`` the Files API accepts (documented for uploads only).
 CLIENT_REQUEST_ID_MAX = 128
 #: The longest ``Idempotency-Key`` Rivya keeps.
@@ -31,7 +35,9 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _Response(BaseModel):
+class Answer(BaseModel):
+    """An answer's model: fields Rivya adds later are ignored."""
+
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
@@ -142,18 +148,46 @@ MAX_RESULTS = 16
 MAX_URL_LENGTH = 4096
 
 
-class TaskResult(_Response):
-    """Where a succeeded task's outputs are; ``primary_url`` defaults to the first of ``urls``."""
+class TaskResult(Answer):
+    """Where a succeeded task's outputs are; ``primary_url`` defaults to the first of ``urls``.
+
+    At most :data:`MAX_RESULTS` URLs are kept (images give one to four); ``url_count`` says how
+    many Rivya listed, so a longer list never fails a paid generation.
+    """
 
     primary_url: str | None = Field(default=None, max_length=MAX_URL_LENGTH)
     urls: list[Annotated[str, Field(max_length=MAX_URL_LENGTH)]] = Field(
         default_factory=list, max_length=MAX_RESULTS
     )
+    #: How many result URLs Rivya listed (``urls`` keeps the first :data:`MAX_RESULTS`).
+    url_count: int = 0
 
-    @field_validator("urls", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _no_null_urls(cls, value: Any) -> Any:
-        return [] if value is None else value
+    def _keep_what_fits(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        listed = data.get("urls")
+        listed = [] if listed is None else listed
+        if not isinstance(listed, list):
+            return data
+        usable = [u for u in listed if isinstance(u, str) and 0 < len(u) <= MAX_URL_LENGTH]
+        count = max(len(listed), _whole(data.get("url_count")))
+        kept = min(len(usable), MAX_RESULTS)
+        if kept < count:
+            log.warning(
+                "Rivya listed %d result URL(s); keeping %d and leaving out %d (at most %d are "
+                "kept, each at most %d characters)",
+                count,
+                kept,
+                count - kept,
+                MAX_RESULTS,
+                MAX_URL_LENGTH,
+            )
+        primary = data.get("primary_url")
+        if not (isinstance(primary, str) and len(primary) <= MAX_URL_LENGTH):
+            primary = None
+        return {**data, "primary_url": primary, "urls": usable[:MAX_RESULTS], "url_count": count}
 
     @model_validator(mode="after")
     def _default_primary(self) -> TaskResult:
@@ -163,12 +197,16 @@ class TaskResult(_Response):
 
     @property
     def all_urls(self) -> list[str]:
-        """Every URL, primary first, without duplicates."""
+        """Every URL kept, primary first, without duplicates."""
         first = [self.primary_url] if self.primary_url else []
         return list(dict.fromkeys([*first, *self.urls]))
 
 
-class TaskError(_Response):
+def _whole(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+class TaskError(Answer):
     code: str = "generation_failed"
     message: str = ""
 
@@ -178,7 +216,7 @@ class TaskError(_Response):
         return "" if value is None else str(value)
 
 
-class GenerationTask(_Response):
+class GenerationTask(Answer):
     """A generation task as returned by create and get.
 
     Only ``id`` and ``status`` are required: the docs show shorter and longer shapes of the same
@@ -196,8 +234,6 @@ class GenerationTask(_Response):
     updated_at: datetime | None = None
     result: TaskResult | None = None
     error: TaskError | None = None
-    # Set when a create answered with a task that already existed for its Idempotency-Key.
-    _replayed: bool = PrivateAttr(default=False)
 
     @property
     def status_as_reported(self) -> str:
@@ -226,8 +262,28 @@ class GenerationTask(_Response):
 
     @property
     def replayed(self) -> bool:
-        """True when a create answered with an existing task for its Idempotency-Key."""
-        return self._replayed
+        """True when a create answered with an existing task for its Idempotency-Key (only the
+        task a create returns, a :class:`CreatedTask`, can tell)."""
+        return False
+
+    @property
+    def sent_at(self) -> float | None:
+        """Local Unix time this process first sent the create that made this task.
+
+        ``None`` for a task not made by a create of this process (Rivya replayed one made
+        elsewhere, or it was fetched by id): its age is known only from Rivya's ``created_at``.
+        """
+        return None
+
+    @property
+    def created_before_sent(self) -> bool | None:
+        """Whether Rivya's ``created_at``, read on its own clock (its ``Date`` header), predates
+        the create that answered with this task; ``None`` when nothing tells.
+
+        A hint only: a server whose clock disagrees with itself makes a new task look older, so
+        it never decides :attr:`replayed` nor a deadline.
+        """
+        return None
 
     def raise_for_failure(self) -> None:
         """Raise :class:`GenerationFailedError` (with Rivya's code and message) when failed."""
@@ -247,11 +303,46 @@ class GenerationTask(_Response):
 
     @property
     def result_urls(self) -> list[str]:
-        """All result URLs, primary first, without duplicates."""
+        """All result URLs kept, primary first, without duplicates."""
         return self.result.all_urls if self.result else []
 
+    @property
+    def result_count(self) -> int:
+        """How many result URLs Rivya listed (more than :attr:`result_urls` past the cap)."""
+        return max(self.result.url_count, len(self.result_urls)) if self.result else 0
 
-class RivyaFile(_Response):
+
+@dataclass(frozen=True)
+class CreateFacts:
+    """What a client knows of the create that answered with a task (see :class:`CreatedTask`)."""
+
+    replayed: bool = False
+    sent_at: float | None = None
+    created_before_sent: bool | None = None
+
+
+class CreatedTask(GenerationTask):
+    """A task as a create answered it, with what the client knows of that create.
+
+    Only creates pay for it: a status poll's task has no private attributes to set up.
+    """
+
+    _create: CreateFacts = PrivateAttr(default_factory=CreateFacts)
+
+    @property
+    def replayed(self) -> bool:
+        return self._create.replayed
+
+    @property
+    def sent_at(self) -> float | None:
+        return self._create.sent_at
+
+    @property
+    def created_before_sent(self) -> bool | None:
+        return self._create.created_before_sent
+
+
+class RivyaFile(Answer):
     """An uploaded reference file (schema ``PublicApiFile``)."""
 
     id: str | None = Field(default=None, validation_alias=AliasChoices("id", "file_id", "fileId"))
@@ -293,135 +384,11 @@ class RivyaFile(_Response):
         )
 
 
-class Credits(_Response):
+class Credits(Answer):
     current_credits: Credit
 
 
-class ModelParam(_Response):
-    """One entry of a model's ``params`` in the catalogue; options may be plain or objects."""
-
-    key: str
-    type: str = "text"
-    required: bool = False
-    default: Any = None
-    min: float | None = None
-    max: float | None = None
-    options: list[str] | None = None
-
-    @field_validator("options", mode="before")
-    @classmethod
-    def _option_values(cls, value: Any) -> Any:
-        if not isinstance(value, list):
-            return value
-        return [_option_value(option) for option in value]
-
-
-def _option_value(option: Any) -> str:
-    """Read ``"16:9"``, ``{"value": "16:9", "label": ...}`` or ``true`` as the wire value."""
-    if isinstance(option, dict):
-        option = next((option[k] for k in ("value", "id", "key") if k in option), option)
-    if isinstance(option, bool):
-        return "true" if option else "false"
-    return str(option)
-
-
-class FileLimitInfo(_Response):
-    """What a model accepts for one kind of reference file (``reference_media.limits``)."""
-
-    kind: str
-    max_bytes: int | None = Field(
-        default=None, validation_alias=AliasChoices("max_bytes", "max_size_bytes", "maxBytes")
-    )
-    mime_types: list[str] = Field(
-        default_factory=list, validation_alias=AliasChoices("mime_types", "mimeTypes")
-    )
-
-
-class ReferenceMedia(_Response):
-    """A model's reference-media rules (``reference_media`` of ``GET /api/v1/models``)."""
-
-    max_files: int | None = Field(
-        default=None, validation_alias=AliasChoices("max_files", "maxFiles", "max_items")
-    )
-    kinds: list[str] = Field(default_factory=list)
-    limits: list[FileLimitInfo] = Field(default_factory=list)
-
-    @field_validator("limits", mode="before")
-    @classmethod
-    def _limits_by_kind(cls, value: Any) -> Any:
-        # Accept {"image": {...}} as well as [{"kind": "image", ...}].
-        if isinstance(value, dict):
-            return [{"kind": kind, **(limit or {})} for kind, limit in value.items()]
-        return value
-
-
-#: Keys of a ``runtime`` object read as the expected generation time in seconds.
-_RUNTIME_SECONDS_KEYS = (
-    "expected_seconds",
-    "expectedSeconds",
-    "typical_seconds",
-    "typicalSeconds",
-    "avg_seconds",
-    "average_seconds",
-)
-
-
-class ModelInfo(_Response):
-    """One model of ``GET /api/v1/models``; every field but ``id`` is optional."""
-
-    id: str
-    display_name: str | None = None
-    category: str | None = None
-    #: How the model runs: a kind (``async_task``), or an object that may give its expected
-    #: duration in seconds (see :attr:`expected_seconds`).
-    runtime: str | dict[str, Any] | None = None
-    base_credits: Credit | None = None
-    billing_type: str | None = None
-    supported_modes: list[str] = Field(default_factory=list)
-    max_prompt_length: int | None = None
-    reference_media: ReferenceMedia | None = None
-    params: list[ModelParam] = Field(default_factory=list)
-    api_status: str | None = None
-    api_input_status: str | None = None
-    supported_api_inputs: list[str] = Field(default_factory=list)
-    requires_files_api: bool | None = None
-    requires_upload_for_modes: list[str] = Field(default_factory=list)
-    url_input_supported: bool | None = None
-    file_kinds: list[str] = Field(default_factory=list)
-    chat_capabilities: Any = None
-    notices: list[Any] = Field(default_factory=list)
-
-    @property
-    def expected_seconds(self) -> float | None:
-        """Seconds a generation of this model is expected to take, where ``runtime`` says."""
-        if not isinstance(self.runtime, dict):
-            return None
-        for key in _RUNTIME_SECONDS_KEYS:
-            value = self.runtime.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-                return float(value)
-        return None
-
-    @field_validator(
-        "supported_modes",
-        "params",
-        "supported_api_inputs",
-        "requires_upload_for_modes",
-        "file_kinds",
-        "notices",
-        mode="before",
-    )
-    @classmethod
-    def _no_null_lists(cls, value: Any) -> Any:
-        return [] if value is None else value
-
-
-class ModelList(_Response):
-    object: str = "list"
-    data: list[ModelInfo]
-
-
-class ErrorBody(_Response):
+class ErrorBody(Answer):
     code: str | None = None
     message: str = ""
     request_id: str | None = Field(
@@ -429,5 +396,5 @@ class ErrorBody(_Response):
     )
 
 
-class ErrorEnvelope(_Response):
+class ErrorEnvelope(Answer):
     error: ErrorBody

@@ -28,6 +28,8 @@ __all__ = [
     "REDACTED",
     "UrlPolicy",
     "check_api_key",
+    "http_url_problem",
+    "is_http_url",
     "path_id",
     "redact",
     "register_secret",
@@ -94,15 +96,43 @@ def safe_part(text: str, *, fallback: str = "generation") -> str:
     return f"{part[: _NAME_MAX - 13]}-{digest}"
 
 
-def is_http_url(url: object) -> bool:
-    """Tell whether ``url`` is an absolute http(s) URL with a host."""
-    if not isinstance(url, str):
-        return False
+#: A host name as it goes on the wire (IDNA-encoded): letters, digits, dots, dashes, underscores.
+_HOST_NAME = re.compile(rb"[A-Za-z0-9._-]+")
+
+
+def http_url_problem(url: object) -> str | None:
+    """Say what keeps ``url`` from being an absolute http(s) URL with a valid host and port.
+
+    :returns: ``None`` when it is one.
+    """
+    if not isinstance(url, str) or not url:
+        return "it is empty"
     try:
         parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError):
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        return str(exc)
+    if parsed.scheme not in {"http", "https"}:
+        return f"the scheme is {parsed.scheme or 'missing'}, not http or https"
+    if not parsed.host:
+        return "it has no host"
+    if not (_is_ip(parsed.host) or _HOST_NAME.fullmatch(parsed.raw_host)):
+        return f"{parsed.raw_host.decode('ascii', 'replace')!r} is not a host name"
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        return f"port {parsed.port} is not between 1 and 65535"
+    return None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
         return False
-    return parsed.scheme in {"http", "https"} and bool(parsed.host)
+    return True
+
+
+def is_http_url(url: object) -> bool:
+    """Tell whether ``url`` is an absolute http(s) URL with a valid host and port."""
+    return http_url_problem(url) is None
 
 
 _METADATA_NAMES = {"metadata", "metadata.google.internal", "instance-data", "localhost"}

@@ -7,7 +7,6 @@ import contextlib
 import ipaddress
 import json
 import weakref
-from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -20,15 +19,16 @@ from rivya_provider.client import (
     DEFAULT_BASE_URL,
     AsyncRivyaClient,
     FieldProblem,
+    Limits,
     RequestValidationError,
     RetryPolicy,
     RivyaClient,
     RivyaError,
     Timeouts,
+    check_api_key,
+    normalise_base_url,
+    register_secret,
 )
-from rivya_provider.client._rules import normalise_base_url
-from rivya_provider.client.bounded import Limits
-from rivya_provider.client.safety import check_api_key, register_secret
 from rivya_provider.hooks._shared_settings import shared_lookup
 
 _LOOPBACK_NAMES = {"localhost"}
@@ -124,11 +124,13 @@ def base_url_of(host: str | None, port: int | None) -> str:
     Port 0 means no port, as an empty one does: the UI of Airflow 3.3.2 needs a stored port for its
     Test button (docs/connection.md), and 0 is the one that leaves the base URL as it is.
     """
-    host = (host or "").strip().rstrip("/")
-    if not host:
+    text = (host or "").strip()
+    if not text:
         return DEFAULT_BASE_URL
-    has_scheme = "://" in host
-    url = httpx.URL(host if has_scheme else f"https://{host}")
+    has_scheme = "://" in text
+    url = httpx.URL(text if has_scheme else f"https://{text}")
+    if not url.host:
+        return text  # as given, to be refused naming the host (httpx would print it as "http:")
     if not has_scheme and _is_loopback(url.host):
         url = url.copy_with(scheme="http")
     if port:
@@ -160,12 +162,9 @@ def settings_from_connection(conn: Any) -> ClientSettings:
     _hide(api_key)
     try:
         extras = ConnectionExtras.model_validate(_extra_json(conn, where))
-        base_url = normalise_base_url(base_url_of(conn.host, conn.port))
     except ValidationError as exc:
         raise RequestValidationError(_extra_problems(exc), subject=where) from None
-    except (ValueError, httpx.InvalidURL) as exc:
-        problem = FieldProblem("host", f"must be an http(s) URL or a host name ({exc})")
-        raise RequestValidationError([problem], subject=where) from None
+    base_url = _base_url(conn, where)
     return ClientSettings(
         base_url=base_url,
         api_key=api_key,
@@ -175,6 +174,23 @@ def settings_from_connection(conn: Any) -> ClientSettings:
         limits=extras.limits(),
         allowed_hosts=tuple(extras.allowed_hosts or ()),
     )
+
+
+def _base_url(conn: Any, where: str) -> str:
+    """The Connection's base URL, checked: a problem names ``host`` or ``port``."""
+    port = conn.port
+    if port is not None and (
+        isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535
+    ):
+        problem = FieldProblem("port", f"must be a port from 1 to 65535 (or empty), got {port!r}")
+        raise RequestValidationError([problem], subject=where)
+    try:
+        return normalise_base_url(base_url_of(conn.host, port), field_name="host")
+    except RequestValidationError as exc:
+        raise RequestValidationError(exc.problems, subject=where) from None
+    except (ValueError, httpx.InvalidURL) as exc:
+        problem = FieldProblem("host", f"must be an http(s) URL or a host name ({exc})")
+        raise RequestValidationError([problem], subject=where) from None
 
 
 def _hide(api_key: str) -> None:
@@ -221,8 +237,9 @@ def _extra_problems(exc: ValidationError) -> list[FieldProblem]:
 _ASYNC_POOLS: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[ClientSettings, AsyncRivyaClient]
 ] = weakref.WeakKeyDictionary()
-# The async generator of each loop that closes its clients when the loop shuts down.
-_CLOSERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
+# The task of each loop that closes its clients when the loop shuts down (kept: a task the
+# loop alone refers to may be garbage-collected while pending).
+_CLOSERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -241,16 +258,16 @@ def shared_async_client(settings: ClientSettings) -> AsyncRivyaClient:
 
 
 def _close_with_loop(loop: asyncio.AbstractEventLoop, pool: dict[Any, AsyncRivyaClient]) -> None:
-    """Close the loop's shared clients when it shuts down (``asyncio.run`` does, as does the
-    triggerer): left open, aiohttp logs "Unclosed client session" as an error at exit.
+    """Close the loop's shared clients when it shuts down: left open, aiohttp logs "Unclosed
+    client session" as an error at exit.
 
-    The loop closes the async generators started in it (``shutdown_asyncgens``); this one is
-    started here and sits at its ``yield`` until then.
+    A task of the loop waits for its end: ``asyncio.run`` (which Airflow's triggerer runs its loop
+    with) cancels the tasks still pending when it finishes, and this one then closes the clients.
     """
 
-    async def closing() -> AsyncGenerator[None, None]:
+    async def closing() -> None:
         try:
-            yield
+            await asyncio.Event().wait()  # until the loop's end cancels it
         finally:
             clients = list(pool.values())
             pool.clear()
@@ -258,14 +275,7 @@ def _close_with_loop(loop: asyncio.AbstractEventLoop, pool: dict[Any, AsyncRivya
                 with contextlib.suppress(Exception):
                     await client.aclose()
 
-    closer = _CLOSERS[loop] = closing()
-    # Calling __anext__ registers the generator with the running loop at once; the task runs
-    # it to its yield on the loop's next turn.
-    loop.create_task(_started(closer.__anext__()))
-
-
-async def _started(step: Awaitable[None]) -> None:
-    await step
+    _CLOSERS[loop] = loop.create_task(closing(), name="rivya-close-shared-clients")
 
 
 class RivyaHook(BaseHook):

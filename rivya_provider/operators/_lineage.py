@@ -10,12 +10,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from rivya_provider.client import (
+    REFERENCE_ITEMS_PARAM,
     GenerationFailedError,
     GenerationTask,
     GenerationTimeoutError,
     RequestValidationError,
 )
-from rivya_provider.client.catalog import REFERENCE_ITEMS_PARAM
+from rivya_provider.operators._inputs import item_list, param_dict
 from rivya_provider.operators._references import as_source_list
 from rivya_provider.triggers.events import GenerationEvent
 
@@ -70,12 +71,11 @@ class GenerationLineage:
     def _lineage_inputs(self) -> list[Any]:
         """Name the reference files and the given reference items (not this task's uploads)."""
         from rivya_provider.lineage import item_datasets, path_dataset
-        from rivya_provider.operators.generate import _item_list, _param_dict
 
         try:
-            params = _param_dict(self.model_params)
-            items = _item_list(params.get(REFERENCE_ITEMS_PARAM), "model_params")
-            items += _item_list(self.reference_items, "reference_items")
+            params = param_dict(self.model_params)
+            items = item_list(params.get(REFERENCE_ITEMS_PARAM), "model_params")
+            items += item_list(self.reference_items, "reference_items")
             sources = as_source_list(self.reference_files)
         except RequestValidationError:  # the task itself reports bad inputs
             return []

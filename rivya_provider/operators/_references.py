@@ -15,13 +15,14 @@ from typing import IO, Any, BinaryIO, cast
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from rivya_provider.client import (
+    CATALOG,
     FieldProblem,
     FileKind,
+    ModelSpec,
     RequestValidationError,
     RivyaClient,
+    prepare_upload,
 )
-from rivya_provider.client.catalog import CATALOG, ModelSpec
-from rivya_provider.client.uploads import prepare_upload
 from rivya_provider.resume import TaskMemory
 
 log = logging.getLogger(__name__)

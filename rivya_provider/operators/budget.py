@@ -21,8 +21,7 @@ from rivya_provider.budget import (
     generation_list,
     spent_by,
 )
-from rivya_provider.client import RivyaClient, RivyaError
-from rivya_provider.client.errors import is_retryable
+from rivya_provider.client import RivyaClient, RivyaError, is_retryable
 from rivya_provider.exceptions import RivyaBudgetExceededError, failing_fast
 from rivya_provider.hooks.rivya import RivyaHook
 

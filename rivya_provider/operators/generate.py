@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -16,30 +15,32 @@ from rivya_provider import checks, tasklog
 from rivya_provider.assets import annotate_outlet_events
 from rivya_provider.budget import budget_value, model_credits
 from rivya_provider.client import (
-    FieldProblem,
+    CATALOG,
+    DEFAULT_MAX_DOWNLOAD_BYTES,
+    REFERENCE_ITEMS_PARAM,
     GenerationFailedError,
     GenerationRequest,
     GenerationTask,
     GenerationTimeoutError,
+    ModelSpec,
+    PollSchedule,
     RequestValidationError,
     TaskStatus,
-    validate_generation,
-)
-from rivya_provider.client.catalog import (
-    CATALOG,
-    REFERENCE_ITEMS_PARAM,
-    ModelSpec,
+    Wait,
+    learn,
+    look_before_deferring,
     pydantic_problems,
+    schedule_for,
+    validate_generation,
+    wait_sync,
 )
-from rivya_provider.client.downloads import DEFAULT_MAX_DOWNLOAD_BYTES
-from rivya_provider.client.timing import PollSchedule, learn
 from rivya_provider.exceptions import failing_fast
 from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.idempotency import KeyChain, input_fingerprint
 from rivya_provider.links import RivyaResultLink
 from rivya_provider.manifest import GenerationManifest
+from rivya_provider.operators._inputs import item_list, param_dict
 from rivya_provider.operators._lineage import GenerationLineage
-from rivya_provider.operators._polling import look_before_deferring, poll_schedule
 from rivya_provider.operators._references import (
     FileSource,
     ReferenceFile,
@@ -59,46 +60,6 @@ UNSURE_CONFLICT_WAIT_SECONDS = 60.0
 
 def _seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def _decoded(value: Any, field: str, expected: str) -> Any:
-    """Accept a JSON string where templates rendered one (unless the DAG renders natively)."""
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except (ValueError, RecursionError):
-        raise RequestValidationError(
-            [
-                FieldProblem(
-                    field,
-                    f"must be {expected}, got the string {value[:80]!r}; render templates as "
-                    "JSON (| tojson) or set render_template_as_native_obj=True on the DAG",
-                )
-            ]
-        ) from None
-
-
-def _param_dict(value: Any) -> dict[str, Any]:
-    value = _decoded(value, "model_params", "a mapping")
-    if value is None or value == "":
-        return {}
-    if not isinstance(value, Mapping):
-        problem = FieldProblem("model_params", f"must be a mapping, got {type(value).__name__}")
-        raise RequestValidationError([problem])
-    return dict(value)
-
-
-def _item_list(value: Any, field: str) -> list[dict[str, Any]]:
-    value = _decoded(value, field, "a list of reference media items")
-    if value is None or value == "":
-        return []
-    if isinstance(value, Mapping):
-        return [dict(value)]
-    if not isinstance(value, Sequence) or not all(isinstance(i, Mapping) for i in value):
-        problem = FieldProblem(field, "must be a list of reference media items (mappings)")
-        raise RequestValidationError([problem])
-    return [dict(item) for item in value]
 
 
 class RivyaGenerateOperator(GenerationLineage, BaseOperator):
@@ -274,26 +235,37 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
                 reused=submission.reused,
             )
         deadline = submission.started_at + _seconds(self.generation_timeout)
-        schedule = poll_schedule(
+        spec = catalog.get(self.model) if catalog is not None else None
+        schedule = schedule_for(
             base_url=client.config.base_url,
             model=self.model,
-            catalog=catalog,
-            poll_interval=self.poll_interval,
-            first_poll_delay=self.first_poll_delay,
+            hint=spec.expected_seconds if spec is not None else None,
+            interval=self.poll_interval,
+            first_delay=self.first_poll_delay,
         )
-        first_delay = schedule.first() if submission.is_new else 0.0
+        wait = Wait(
+            task_id=task.id,
+            schedule=schedule,
+            deadline=deadline,
+            retry=client.config.retry,
+            since=submission.answered_at,
+            clock=time.time,
+        )
+        # A generation found again is polled at once; a new one when its schedule says.
+        first = 0.0
+        if submission.is_new:
+            first = max(0.0, submission.answered_at + schedule.first() - time.time())
+
+        def poll(within: float) -> GenerationTask:
+            return client.poll_generation(task.id, turn_within=within)
+
         if self.deferrable:
             if submission.is_new:
                 # A quick generation is finished here, without a trip through the triggerer.
-                look = look_before_deferring(
-                    client,
-                    task,
-                    schedule=schedule,
-                    submitted_at=submission.answered_at,
-                    log=self.log,
-                )
-                task, first_delay = look.task, look.first_delay
+                look = look_before_deferring(poll, wait, task, first=first, sleep=time.sleep)
+                task, first = look.task, look.next_poll
                 if task.status.is_terminal:
+                    self._learn(task, submission)
                     return self._finish(
                         context, task, wire, submission.origin, submission.idempotency_key
                     )
@@ -301,7 +273,7 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
                 submission,
                 wire,
                 deadline,
-                first_delay,
+                first,
                 schedule,
                 status=task.status_as_reported,
                 try_number=context["ti"].try_number,
@@ -313,20 +285,19 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
             elapsed=time.time() - submission.started_at,
             left=deadline - time.time(),
         )
-        task = client.wait_for_generation(
-            task.id,
-            timeout=max(0.0, deadline - time.time()),
-            poll_interval=self.poll_interval,
-            first_delay=first_delay,
-        )
+        task = wait_sync(poll, wait, first=first, sleep=time.sleep)
+        self._learn(task, submission)
+        return self._finish(context, task, wire, submission.origin, submission.idempotency_key)
+
+    def _learn(self, task: GenerationTask, submission: Submission) -> None:
+        """Fold a new generation's duration into its model's estimate on this machine."""
         if submission.is_new:
             learn(
                 task,
-                base_url=client.config.base_url,
+                base_url=self.hook.client.config.base_url,
                 submitted_at=submission.answered_at,
                 now=time.time(),
             )
-        return self._finish(context, task, wire, submission.origin, submission.idempotency_key)
 
     def _budget(self) -> int | float | None:
         """The run's credit budget: the rendered argument, else the Connection's extra."""
@@ -464,9 +435,9 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
     def _checked_inputs(self) -> tuple[list[dict[str, Any]], list[ReferenceFile]]:
         """Check the rendered inputs and reference files; nothing is sent yet."""
         checks.rendered_generate_inputs(self)
-        params = _param_dict(self.model_params)
-        given_items = _item_list(params.pop(REFERENCE_ITEMS_PARAM, None), "model_params")
-        given_items += _item_list(self.reference_items, "reference_items")
+        params = param_dict(self.model_params)
+        given_items = item_list(params.pop(REFERENCE_ITEMS_PARAM, None), "model_params")
+        given_items += item_list(self.reference_items, "reference_items")
         checks.raise_problems(
             checks.reference_items("reference_items", given_items), subject="inputs"
         )
@@ -479,7 +450,7 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
 
     def _plain_params(self) -> dict[str, Any]:
         """The rendered ``model_params`` without reference media items (handled separately)."""
-        params = _param_dict(self.model_params)
+        params = param_dict(self.model_params)
         params.pop(REFERENCE_ITEMS_PARAM, None)
         return params
 

@@ -10,8 +10,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
 from rivya_provider import checks, tasklog
-from rivya_provider.client import GenerationTask, RivyaError
-from rivya_provider.client.errors import is_retryable
+from rivya_provider.client import GenerationTask, RivyaError, is_retryable
 from rivya_provider.exceptions import failing_fast
 from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.links import RivyaResultLink
@@ -84,7 +83,8 @@ class RivyaGenerationSensor(BaseSensorOperator):
         self._check_id()
         with failing_fast():
             try:
-                task = self.hook.client.get_generation(self.generation_id)
+                # One request per poke: Airflow's poke_interval says when to look again.
+                task = self.hook.client.poll_generation(self.generation_id)
             except RivyaError as exc:
                 if is_retryable(exc):
                     self.log.warning("Could not check %s this time: %s", self.generation_id, exc)

@@ -15,8 +15,8 @@ from rivya_provider.client import (
     RivyaError,
     RivyaTransportError,
     UnexpectedResponseError,
+    error_class_for,
 )
-from rivya_provider.client.errors import error_class_for
 
 #: ``code`` of an error event for a local check that failed in the triggerer (e.g. a Connection
 #: without an API key): retrying cannot fix it.

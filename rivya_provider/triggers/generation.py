@@ -3,82 +3,74 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from airflow.providers.common.compat.sdk import conf
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from rivya_provider import tasklog
-from rivya_provider.client import RivyaError, bounded, timing
-from rivya_provider.client._rules import poll_error_delay
-from rivya_provider.client.errors import is_retryable
+from rivya_provider.client import (
+    GenerationTask,
+    GenerationTimeoutError,
+    RivyaError,
+    Wait,
+    fire_not_before,
+    learn,
+    path_id,
+    schedule_for,
+    wait_async,
+)
 from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.resume import started_at_of
 from rivya_provider.triggers import heap, wakeups
 from rivya_provider.triggers.events import GenerationEvent
 
-#: Seconds the guard window lasts beyond ``[workers] min_heartbeat_interval``. The worker's
-#: supervisor reports the deferral up to that interval after the task process exits, and the
-#: scheduler takes the report in on a later loop: on a loaded machine (20 mapped tasks on 2 cores)
-#: triggers firing right after the interval still lost a try in 1 to 3 runs of 20.
-GUARD_MARGIN_SECONDS = 3.0
 
-
-def deferred_first_poll_min() -> float:
-    """Least seconds between deferring and the trigger's event.
-
-    On Airflow 3.3 a trigger that fires before the worker has noticed the deferral (within
-    ``[workers] min_heartbeat_interval``, 5 s by default) and the scheduler has taken that in can
-    make the scheduler fail the try as "killed externally". The trigger may poll sooner; a result
-    it finds early is held back for what is left of this window (``fire_not_before``).
-    """
-    heartbeat = float(conf.getfloat("workers", "min_heartbeat_interval", fallback=5.0))
-    return heartbeat + GUARD_MARGIN_SECONDS if heartbeat > 0 else 0.0
+def min_heartbeat_interval() -> float:
+    """Airflow's ``[workers] min_heartbeat_interval`` in seconds (5 by default)."""
+    return float(conf.getfloat("workers", "min_heartbeat_interval", fallback=5.0))
 
 
 def fire_guard(*, first_delay: float, now: float | None = None) -> float | None:
     """Return the trigger's ``fire_not_before`` for a wait deferred ``now``, where one is needed.
 
-    A trigger whose first poll comes after the window cannot fire inside it: no guard, so
-    nothing is held back.
+    See :func:`rivya_provider.client.polling.schedule.guard_window` for the Airflow 3.3 race it
+    stays clear of.
 
     :param first_delay: seconds from deferring to the trigger's first poll.
     :param now: Unix time of deferring (default: now).
     """
-    window = deferred_first_poll_min()
-    if first_delay >= window:
-        return None
-    return (time.time() if now is None else now) + window
+    return fire_not_before(first_delay=first_delay, heartbeat=min_heartbeat_interval(), now=now)
 
 
 class RivyaGenerationTrigger(BaseTrigger):
     """Poll a Rivya generation without holding a worker slot; yield exactly one event.
 
     Only plain values are serialised (never the API key: the Connection is looked up in the
-    triggerer). The deadline is absolute, so a restarted triggerer does not extend the wait.
+    triggerer). The deadline is absolute, so a restarted triggerer does not extend the wait; the
+    event comes at most one poll (the Connection's ``connect + read`` timeouts) after it.
+    Transient poll failures (429, 5xx, network) never end the wait before the deadline: the
+    generation may be paid. Polling backs off from ``poll_interval`` meanwhile, never sooner than
+    a (capped) ``Retry-After``.
 
     :param generation_id: the Rivya task id (``task_...``).
     :param deadline: Unix time after which the wait ends with a ``timeout`` event.
     :param rivya_conn_id: the Airflow Connection holding the API key.
     :param poll_interval: seconds between polls; ``None`` adapts them to the model's expected
-        generation time (:mod:`rivya_provider.client.timing`): dense around the expected end,
+        generation time (:mod:`rivya_provider.client.polling`): dense around the expected end,
         sparser the longer the wait.
     :param first_delay: seconds before the first poll.
-    Transient poll failures (429, 5xx, network) never end the wait before the deadline: the
-    generation may be paid. Polling backs off from ``poll_interval`` meanwhile, never sooner than
-    a (capped) ``Retry-After``.
 
     :param carry: plain values handed back untouched in the event (the operator keeps its request
         summary there, so the resumed task can describe it).
     :param fire_not_before: Unix time before which a finished generation is held back (see
-        :func:`deferred_first_poll_min`); polling itself may start earlier.
+        :func:`fire_guard`); polling itself may start earlier.
     :param model: the model id, whose running estimate (kept in the triggerer's process and
         updated by every wait there) paces adaptive polls.
-    :param expected_seconds: the expected generation time the deferring task knew, used when
-        the triggerer has no estimate of its own for the model.
+    :param expected_seconds: the expected generation time the deferring task's polls followed;
+        the trigger's polls follow it too (without it, what the triggerer's machine learnt).
     :param submitted_at: local Unix time Rivya answered the create, if this wait submitted the
         generation (adaptive intervals grow with the time since; the observed duration is learnt).
     """
@@ -98,6 +90,8 @@ class RivyaGenerationTrigger(BaseTrigger):
         submitted_at: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
+        # Checked where the wait is made (a worker deferring), not first in the triggerer.
+        path_id(generation_id, field_name="generation_id")
         self.generation_id = generation_id
         self.deadline = float(deadline)
         self.rivya_conn_id = rivya_conn_id
@@ -140,99 +134,67 @@ class RivyaGenerationTrigger(BaseTrigger):
         )
         yield TriggerEvent(event.model_dump(mode="json"))  # type: ignore[no-untyped-call]
 
-    def _remaining(self) -> float:
-        return self.deadline - time.time()
-
-    def _pause(self, seconds: float) -> Awaitable[None]:
-        # Not a coroutine: one object less per poll kept alive through the sleep.
-        return wakeups.sleep(min(seconds, self._remaining()))
-
-    def _schedule(self, base_url: str) -> timing.PollSchedule:
-        own = timing.expected_seconds(base_url=base_url, model=self.model, hint=None)
-        return timing.PollSchedule(
-            expected=own if own is not None else self.expected_seconds,
-            interval=self.poll_interval,
-        )
-
-    def _elapsed(self, started: float) -> float:
-        """Seconds since submitting (or, when unknown, since this wait began)."""
-        if self.submitted_at is not None:
-            return time.time() - self.submitted_at
-        return time.monotonic() - started
-
     async def watch(self) -> GenerationEvent:
-        """Poll until the generation ends, the deadline passes or an error cannot be waited out."""
-        started = time.monotonic()
+        """Poll until the generation ends, the deadline passes or an error cannot be waited out.
+
+        Each poll is one request; when to poll next is :mod:`rivya_provider.client.polling`'s
+        decision, as on every other path that waits. A poll is made before the deadline is
+        judged: a generation that ended (and was charged) while the triggerer was down is
+        reported as done, not as a timeout.
+        """
         try:
             client = await RivyaHook(rivya_conn_id=self.rivya_conn_id).aget_client()
         except RivyaError as exc:
             return GenerationEvent.from_error(self.generation_id, exc)
-        schedule = self._schedule(client.config.base_url)
-        await self._pause(self.first_delay)
-        errors = 0
-        last_status, last_failure = "unknown", ""
+        base_url = client.config.base_url
+        wait = Wait(
+            task_id=self.generation_id,
+            # The deferring task's expected time wins, as the catalogue's hint won there: the
+            # trigger polls on as the worker would have.
+            schedule=schedule_for(
+                base_url=base_url,
+                model=self.model,
+                hint=self.expected_seconds,
+                interval=self.poll_interval,
+            ),
+            deadline=self.deadline,
+            retry=client.config.retry,
+            since=self.submitted_at,
+            clock=time.time,
+        )
+        try:
+            task = await wait_async(
+                lambda within: client.apoll_generation(self.generation_id, turn_within=within),
+                wait,
+                first=self.first_delay,
+                sleep=wakeups.sleep,
+                on_answer=self._progress(),
+            )
+        except GenerationTimeoutError as exc:
+            return GenerationEvent(
+                status="timeout",
+                generation_id=self.generation_id,
+                last_status=exc.last_status,
+                waited_seconds=round(exc.waited_seconds, 3),
+            )
+        except RivyaError as exc:
+            return GenerationEvent.from_error(self.generation_id, exc)
+        learn(task, base_url=base_url, submitted_at=self.submitted_at, now=time.time())
+        return GenerationEvent.finished(task)
+
+    def _progress(self) -> Callable[[GenerationTask, Wait], None]:
+        """A line in the log for each status the wait sees, and one a minute while it lasts."""
         progress = tasklog.WaitProgress()
-        while True:
-            # Poll before judging the deadline: a generation that ended (and was charged) while
-            # the triggerer was down is reported as done, not as a timeout.
-            try:
-                task = await bounded.before(
-                    self.deadline, client.aget_generation(self.generation_id), what="poll"
+
+        def note(task: GenerationTask, wait: Wait) -> None:
+            status = task.status_as_reported
+            if progress.worth_a_line(status, now=time.monotonic()):
+                tasklog.waiting(
+                    self.log,
+                    generation_id=task.id,
+                    status=status,
+                    elapsed=time.time() - (self.submitted_at or started_at_of(task)),
+                    left=wait.remaining(),
                 )
-            except RivyaError as exc:
-                # The generation may be paid: transient trouble never ends the wait before
-                # its deadline.
-                if not is_retryable(exc):
-                    return GenerationEvent.from_error(self.generation_id, exc)
-                errors += 1
-                delay = poll_error_delay(
-                    errors,
-                    interval=schedule.next_delay(elapsed=self._elapsed(started)),
-                    error=exc,
-                    policy=client.config.retry,
-                )
-                last_failure = f" (last poll failed: {exc})"
-                self.log.warning(
-                    "Polling %s failed (%d in a row: %s); polling again in %.1fs, %.0fs before "
-                    "the deadline",
-                    self.generation_id,
-                    errors,
-                    exc,
-                    delay,
-                    max(0.0, self._remaining()),
-                )
-            else:
-                errors, last_failure = 0, ""
-                last_status = task.status_as_reported
-                if task.status.is_terminal:
-                    timing.learn(
-                        task,
-                        base_url=client.config.base_url,
-                        submitted_at=self.submitted_at,
-                        now=time.time(),
-                    )
-                    return GenerationEvent.finished(task)
-                # +-10 %: thousands of waits deferred together drift apart instead of polling
-                # in lockstep.
-                delay = schedule.next_delay(elapsed=self._elapsed(started))
-                delay *= random.uniform(0.9, 1.1)  # noqa: S311
-                if progress.worth_a_line(last_status, now=time.monotonic()):
-                    tasklog.waiting(
-                        self.log,
-                        generation_id=task.id,
-                        status=last_status,
-                        elapsed=time.time() - started_at_of(task),
-                        left=self._remaining(),
-                    )
-                # Not kept through the sleep: a parsed answer is a dozen tracked objects (its
-                # timestamps' time zones among them), and every full pass of the collector walks
-                # those of thousands of sleeping waits.
-                del task
-            if self._remaining() <= 0:
-                return GenerationEvent(
-                    status="timeout",
-                    generation_id=self.generation_id,
-                    last_status=last_status + last_failure,
-                    waited_seconds=round(time.monotonic() - started, 3),
-                )
-            await self._pause(delay)
+
+        return note

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from rivya_provider.manifest import GenerationManifest, ResultFile
 from rivya_provider.outputs import result_name
 
@@ -21,8 +19,6 @@ from rivya_provider.outputs import result_name
 RETURN_VALUE_KEY = "return_value"
 #: Files the view serves: images only (a manifest may list other result types).
 SERVED_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
-#: Keys a dict must have to be taken for a generation manifest (other tasks return other dicts).
-MANIFEST_KEYS = frozenset({"generation_id", "status", "model", "charged_credits", "origin"})
 
 
 @dataclass(frozen=True)
@@ -50,12 +46,7 @@ def as_manifest(value: Any) -> GenerationManifest | None:
 
     :param value: a deserialised XCom return value.
     """
-    if not isinstance(value, dict) or not value.keys() >= MANIFEST_KEYS:
-        return None
-    try:
-        return GenerationManifest.model_validate(value)
-    except ValidationError:
-        return None
+    return GenerationManifest.read(value)
 
 
 def number_generations(rows: Iterable[tuple[str, int, Any]]) -> list[Generation]:

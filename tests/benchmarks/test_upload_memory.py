@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from rivya_provider.client import RivyaClient
-from rivya_provider.client.catalog import MB
+from rivya_provider.client.catalog.specs import MB
 from tests.media import image_bytes, sparse_file
 
 pytestmark = pytest.mark.benchmark

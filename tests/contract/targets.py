@@ -86,6 +86,12 @@ class Target:
         return isinstance(self.server, RunningDocsServer)
 
     @property
+    def says_replayed(self) -> bool:
+        """The server marks a replayed create with ``Idempotent-Replayed: true`` (the docs do not
+        promise it; the emulator's profiles differ)."""
+        return not self.is_docs and bool(self.server.profile.replay_header)
+
+    @property
     def base_url(self) -> str:
         return str(self.server.base_url)
 

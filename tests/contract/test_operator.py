@@ -113,7 +113,9 @@ def test_a_lost_create_answer_is_replayed_with_one_charge(
     else:
         assert task_states(dag_run) == {("generate", -1): ("success", 2)}
         manifest = xcom(dag_run, "generate")
-        assert manifest["origin"] == "replayed"
+        # An earlier try made it: only a server that says so lets the retry know (the docs
+        # promise no replay header, and the lost answer left no record).
+        assert manifest["origin"] == ("replayed" if target.says_replayed else "submitted")
         assert manifest["idempotency_key"].endswith("-0")
         assert_copied(manifest)
     assert target.counters() == {"tasks_created": 1, "credits_charged": 14}

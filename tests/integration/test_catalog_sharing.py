@@ -19,8 +19,8 @@ import pytest
 
 from rivya_provider.client import RivyaClient, machine
 from rivya_provider.client.catalog import CATALOG
-from rivya_provider.client.live_catalog import CACHE, clear_catalog_cache
-from rivya_provider.client.pacing import MachinePacer
+from rivya_provider.client.catalog.live import CACHE, clear_catalog_cache
+from rivya_provider.client.flow.pacing import MachinePacer
 from rivya_provider.emulator import RunningEmulator
 from tests.emulator_fixtures import EmulatorFactory
 

@@ -34,9 +34,9 @@ from rivya_provider.client import (
     TaskStatus,
     Timeouts,
     ValidationFailedError,
-    bounded,
 )
-from rivya_provider.client.catalog import MB
+from rivya_provider.client.catalog.specs import MB
+from rivya_provider.client.transports import sync as sync_transports
 from rivya_provider.emulator import RunningEmulator
 from tests.clients import FLAVOURS, Api, make_api
 from tests.media import FORMATS, image_bytes, sparse_file, write_image
@@ -341,12 +341,12 @@ def test_a_call_leaves_no_request_deadline_behind_in_its_thread(
 ) -> None:
     # The deadline a request starts bounds that request only: one left behind would bound
     # whatever read it next in this thread.
-    before = bounded._DEADLINE.get()
+    before = sync_transports._DEADLINE.get()
     with RivyaClient(api_key=emulator.api_key, base_url=emulator.base_url) as client:
         task = client.wait_for_generation(client.create_generation(FLEX).id, poll_interval=0.05)
-        assert bounded._DEADLINE.get() == before
+        assert sync_transports._DEADLINE.get() == before
         client.download(task.result_urls[0], tmp_path / "result")
-        assert bounded._DEADLINE.get() == before
+        assert sync_transports._DEADLINE.get() == before
 
 
 class _RecordedVariable:
@@ -372,7 +372,7 @@ async def test_an_async_call_sets_no_context_variable_in_its_task(
     # Async requests carry their deadlines themselves: a context variable set at every poll
     # would give each waiting trigger's task a new context map, which outlives the poll.
     recorded = _RecordedVariable()
-    monkeypatch.setattr(bounded, "_DEADLINE", recorded)
+    monkeypatch.setattr(sync_transports, "_DEADLINE", recorded)
     async with AsyncRivyaClient(api_key=emulator.api_key, base_url=emulator.base_url) as client:
         created = await client.acreate_generation(FLEX)
         task = await client.await_for_generation(created.id, poll_interval=0.05)
@@ -388,9 +388,7 @@ def test_a_worker_task_against_an_http_server_builds_no_tls_context(
     with RivyaClient(api_key=emulator.api_key, base_url=emulator.base_url) as client:
         task = client.wait_for_generation(client.create_generation(FLEX).id, poll_interval=0.05)
         assert task.status is TaskStatus.SUCCEEDED
-        https = client._http._transport_for_url(httpx.URL("https://rivya.ai/api/v1/credits"))
-        assert isinstance(https, bounded._BuiltOnFirstRequest)
-        assert https._transport is None
+        assert client._transports.https.built is None  # type: ignore[attr-defined]
 
 
 async def test_a_create_still_in_flight_is_waited_for_and_then_replayed(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import tracemalloc
 from collections.abc import Iterator
@@ -17,13 +18,13 @@ from rivya_provider.client import (
     AsyncRivyaClient,
     AuthenticationError,
     GenerationTask,
+    Limits,
     RequestValidationError,
     RetryPolicy,
     RivyaClient,
     RivyaTransportError,
     UnexpectedResponseError,
 )
-from rivya_provider.client.bounded import Limits
 from rivya_provider.client.errors import (
     InsufficientCreditsError,
     ResponseTooLargeError,
@@ -240,10 +241,17 @@ async def test_a_chunked_endless_body_stops_at_the_cap(server: HostileServer, fl
 
 
 @both_clients
-async def test_a_thousand_result_urls_are_refused(server: HostileServer, flavour: str) -> None:
-    server.script = answer(200, task_with([server.url(f"/{i}.png") for i in range(1000)]))
-    with pytest.raises(UnexpectedResponseError, match="GenerationTask"):
-        await get_task(server, flavour)
+async def test_a_thousand_result_urls_keep_the_first_sixteen(
+    server: HostileServer, flavour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The generation is paid: a list longer than any image model gives is cut, never refused.
+    urls = [server.url(f"/{i}.png") for i in range(1000)]
+    server.script = answer(200, task_with(urls))
+    with caplog.at_level(logging.WARNING, logger="rivya_provider"):
+        task = await get_task(server, flavour)
+    assert task.result_urls == urls[:16]
+    assert task.result_count == 1000
+    assert "Rivya listed 1000 result URL(s); keeping 16 and leaving out 984" in caplog.text
 
 
 # --- time --------------------------------------------------------------------------------------

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rivya_provider.client import AsyncRivyaClient, RetryPolicy, RivyaClient, RivyaError
-from rivya_provider.client.bounded import Limits
+from rivya_provider.client import AsyncRivyaClient, Limits, RetryPolicy, RivyaClient, RivyaError
 from rivya_provider.hooks.rivya import RivyaHook, settings_from_connection
 from tests.hostile import HostileServer, Seen, answer, drip
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from rivya_provider.client import CATALOG, RetryPolicy
-from rivya_provider.client.live_catalog import CACHE
+from rivya_provider.client.catalog.live import CACHE
 from tests.clients import FLAVOURS, Api, make_api
 
 API_KEY = "rvya_sk_unit_test_secret_1234567890"

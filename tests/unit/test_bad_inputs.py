@@ -15,12 +15,12 @@ import pytest
 from rivya_provider.client import (
     AsyncRivyaClient,
     GenerationRequest,
+    Limits,
     RetryPolicy,
     RivyaClient,
     RivyaError,
     Timeouts,
 )
-from rivya_provider.client.bounded import Limits
 from tests.hostile import HostileServer
 
 KEY = "rvya_sk_bad_inputs_0123456789"

@@ -29,7 +29,8 @@ from rivya_provider.client import (
     UnexpectedResponseError,
     ValidationFailedError,
 )
-from rivya_provider.client._rules import normalise_base_url, parse_retry_after
+from rivya_provider.client.config import normalise_base_url
+from rivya_provider.client.rules.answers import parse_retry_after
 from tests.clients import Api, make_api
 from tests.unit.conftest import API_KEY, BASE_URL, TASK, Script, envelope, task
 

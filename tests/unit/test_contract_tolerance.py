@@ -22,8 +22,8 @@ from rivya_provider.client import (
     RivyaFile,
     TaskStatus,
 )
-from rivya_provider.client.catalog import MB
-from rivya_provider.client.live_catalog import CACHE, clear_catalog_cache
+from rivya_provider.client.catalog.live import CACHE, clear_catalog_cache
+from rivya_provider.client.catalog.specs import MB
 from rivya_provider.manifest import GenerationManifest
 from tests.clients import Api
 from tests.unit.conftest import BASE_URL, TASK, Script, envelope
@@ -170,19 +170,32 @@ async def test_a_long_client_request_id_on_a_generation_is_sent(api: Api, script
 
 
 @pytest.mark.parametrize(
-    ("answer", "replayed"),
+    "answer",
     [
-        ({**TASK, "created_at": "2026-05-11T00:00:00.000Z"}, True),  # long before the request
-        ({**SHORT_TASK, "status": "failed"}, True),  # finished, age unknown
-        ({**SHORT_TASK, "status": "queued"}, False),
+        {**TASK, "created_at": "2026-05-11T00:00:00.000Z"},  # long before the request
+        {**SHORT_TASK, "status": "failed"},  # finished, age unknown
+        {**SHORT_TASK, "status": "queued"},
     ],
 )
-async def test_replays_are_recognised_without_the_header(
-    api: Api, script: Script, answer: dict[str, Any], replayed: bool
+async def test_without_the_header_timestamps_never_make_a_replay(
+    api: Api, script: Script, answer: dict[str, Any]
 ) -> None:
+    # Only what is known counts: a task's age on Rivya's clock is not proof that the key made it
+    # before, and taking it for proof labelled new, paid generations as found again.
     script.answers = [httpx.Response(201, json=answer)]
     task = await api("create_generation", FLEX, idempotency_key="k-1")
-    assert task.replayed is replayed
+    assert task.replayed is False
+    assert task.sent_at is not None
+
+
+async def test_the_header_makes_a_replay_of_a_task_this_process_never_saw(
+    api: Api, script: Script
+) -> None:
+    headers = {"Idempotent-Replayed": "true"}
+    script.answers = [httpx.Response(200, json=TASK, headers=headers)]
+    task = await api("create_generation", FLEX, idempotency_key="k-elsewhere")
+    assert task.replayed is True
+    assert task.sent_at is None  # made elsewhere: only Rivya's created_at dates it
 
 
 async def test_a_key_sent_before_is_a_replay_when_answered_with_the_same_task(
@@ -192,27 +205,39 @@ async def test_a_key_sent_before_is_a_replay_when_answered_with_the_same_task(
     first = await api("create_generation", FLEX, idempotency_key="k-same")
     again = await api("create_generation", FLEX, idempotency_key="k-same")
     assert (first.replayed, again.replayed) == (False, True)
+    assert again.sent_at == first.sent_at  # dated by this process's first send
     # A server that forgot the key (24 h later) answers with a new task: not a replay.
     script.answers = [httpx.Response(201, json={**SHORT_TASK, "id": "task_new"})]
     assert (await api("create_generation", FLEX, idempotency_key="k-same")).replayed is False
 
 
-async def test_the_answer_after_a_lost_one_is_a_replay(api: Api, script: Script) -> None:
-    script.answers = [httpx.ReadError("connection lost"), httpx.Response(201, json=SHORT_TASK)]
+@pytest.mark.parametrize(
+    "first_answer",
+    [httpx.ReadError("connection lost"), envelope(500, "internal", "oops")],
+    ids=["lost", "5xx"],
+)
+async def test_the_answer_after_a_lost_one_is_this_calls_own_task(
+    api: Api, script: Script, first_answer: Any
+) -> None:
+    # The first attempt may have made the task: the resend's answer is that same one task,
+    # made (and charged) once by this call, so not a replay of anything older.
+    script.answers = [first_answer, httpx.Response(201, json=SHORT_TASK)]
     task = await api("create_generation", FLEX, idempotency_key="k-lost")
-    assert task.replayed  # the first send may have made it: never labelled a new charge
+    assert task.replayed is False
+    assert task.sent_at is not None
+    assert len(script.requests) == 2
 
 
-async def test_created_at_is_compared_on_rivyas_clock(api: Api, script: Script) -> None:
-    # Rivya's clock runs an hour behind ours: a task it created just now is new.
-    server_now = datetime.now(timezone.utc) - timedelta(hours=1)
-    new_task = {**TASK, "created_at": server_now.isoformat()}
-    date = format_datetime(server_now, usegmt=True)
-    script.answers = [httpx.Response(201, json=new_task, headers={"Date": date})]
-    assert (await api("create_generation", FLEX)).replayed is False
-    old_task = {**TASK, "created_at": (server_now - timedelta(seconds=30)).isoformat()}
-    script.answers = [httpx.Response(201, json=old_task, headers={"Date": date})]
-    assert (await api("create_generation", FLEX)).replayed is True
+async def test_a_server_clock_that_disagrees_with_itself_does_not_make_a_replay(
+    api: Api, script: Script
+) -> None:
+    # A new task stamped a day before the answer's own Date header.
+    now = datetime.now(timezone.utc)
+    stale = {**TASK, "created_at": (now - timedelta(days=1)).isoformat()}
+    date = format_datetime(now, usegmt=True)
+    script.answers = [httpx.Response(201, json=stale, headers={"Date": date})]
+    task = await api("create_generation", FLEX)
+    assert task.replayed is False
 
 
 async def test_a_task_that_failed_at_once_is_new(api: Api, script: Script) -> None:
@@ -315,7 +340,7 @@ async def test_an_unreadable_catalogue_falls_back_to_the_built_in_one(
 
 
 def test_the_models_answer_of_the_docs_parses() -> None:
-    from rivya_provider.client.models import ModelList
+    from rivya_provider.client.catalog import ModelList
 
     documented = json.loads(
         """{"object": "list", "data": [{"id": "z-image", "display_name": "Z-Image",

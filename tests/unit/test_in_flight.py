@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from rivya_provider.client.in_flight import BACK_OFF, BASE_WINDOW, AdaptiveLimit
+from rivya_provider.client.flow.in_flight import BACK_OFF, BASE_WINDOW, AdaptiveLimit
 
 
 class Clock:

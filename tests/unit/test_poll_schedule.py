@@ -7,19 +7,21 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from rivya_provider.client.live_catalog import spec_from_info
-from rivya_provider.client.models import GenerationTask, ModelInfo
-from rivya_provider.client.timing import ESTIMATES as PROCESS_ESTIMATES
-from rivya_provider.client.timing import (
+from rivya_provider.client import GenerationTask, ModelInfo
+from rivya_provider.client.catalog.live import spec_from_info
+from rivya_provider.client.polling.estimates import ESTIMATES as PROCESS_ESTIMATES
+from rivya_provider.client.polling.estimates import (
+    DurationEstimates,
+    expected_seconds,
+    learn,
+    observed_seconds,
+)
+from rivya_provider.client.polling.schedule import (
     MAX_INTERVAL,
     MIN_GAP,
     MIN_INTERVAL,
     UNKNOWN_FIRST_DELAY,
-    DurationEstimates,
     PollSchedule,
-    expected_seconds,
-    learn,
-    observed_seconds,
 )
 
 URL = "http://127.0.0.1:9"

@@ -17,7 +17,8 @@ from rivya_provider.client import (
     ServerError,
     ServiceUnavailableError,
 )
-from rivya_provider.client.pacing import Pacer, ThrottleGovernor, shared_governor, shared_pacer
+from rivya_provider.client.flow.governor import ThrottleGovernor, shared_governor
+from rivya_provider.client.flow.pacing import Pacer, shared_pacer
 from rivya_provider.outputs import ResultCopyError, copy_results
 from tests.clients import Api, FakeClock, make_api
 from tests.unit.conftest import API_KEY, BASE_URL, TASK, Script, envelope, task

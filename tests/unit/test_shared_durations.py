@@ -1,4 +1,4 @@
-"""Expected generation times shared by the processes of one machine (durations_file)."""
+"""Expected generation times shared by the processes of one machine (shared_estimates)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from rivya_provider.client import durations_file, machine
-from rivya_provider.client.timing import ESTIMATES, SHARE_EVERY_SECONDS, DurationEstimates
+from rivya_provider.client import machine
+from rivya_provider.client.polling import shared_estimates as durations_file
+from rivya_provider.client.polling.estimates import (
+    ESTIMATES,
+    SHARE_EVERY_SECONDS,
+    DurationEstimates,
+)
 
 URL = "http://127.0.0.1:9"
 
@@ -28,7 +33,7 @@ def test_a_new_process_starts_from_what_another_one_learnt() -> None:
         [
             sys.executable,
             "-c",
-            "from rivya_provider.client.timing import ESTIMATES\n"
+            "from rivya_provider.client.polling.estimates import ESTIMATES\n"
             f"ESTIMATES.observe(base_url={URL!r}, model='flux-2-flex', seconds=3.5)",
         ],
         env=os.environ,

@@ -16,7 +16,7 @@ from rivya_provider.client import (
     RequestValidationError,
     ServerError,
 )
-from rivya_provider.client.catalog import MB
+from rivya_provider.client.catalog.specs import MB
 from rivya_provider.client.uploads import detect_mime_type, prepare_upload
 from tests.clients import Api
 from tests.media import FORMATS, image_bytes, sparse_file, write_image
@@ -152,7 +152,10 @@ async def test_wait_polls_on_the_documented_schedule(api: Api, script: Script) -
     finished = await api("wait_for_generation", "task_abc")
     assert finished.status == "succeeded"
     assert finished.result_urls == ["https://cdn.test/r/0.png"]
-    assert api.sleeps == [2.5, 5.0, 5.0]
+    # The documented first delay, then the interval, each jittered by up to 10 %.
+    assert api.sleeps[0] == 2.5
+    assert api.sleeps[1:] == [pytest.approx(5.0, rel=0.1)] * 2
+    assert api.sleeps[1] != api.sleeps[2]  # waits started together drift apart
     assert all(r.url.path == "/api/v1/generations/task_abc" for r in script.requests)
 
 
@@ -172,9 +175,11 @@ async def test_wait_gives_up_at_its_deadline(api: Api, script: Script) -> None:
     script.answers = [task(status="processing")]
     with pytest.raises(GenerationTimeoutError) as caught:
         await api("wait_for_generation", "task_abc", timeout=12, poll_interval=5, first_delay=2)
-    assert api.sleeps == [2, 5, 5]  # the last pause is cut to the deadline
+    assert api.sleeps[:2] == [2, pytest.approx(5, rel=0.1)]
+    assert sum(api.sleeps) == pytest.approx(12)  # the last pause is cut to the deadline
+    assert len(script.requests) == len(api.sleeps)  # and a last poll is made there
     assert caught.value.last_status == "processing"
-    assert caught.value.waited_seconds == 12
+    assert caught.value.waited_seconds == pytest.approx(12)
 
 
 async def test_download_writes_atomically_without_the_key(

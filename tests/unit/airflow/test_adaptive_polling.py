@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from rivya_provider.client import AsyncRivyaClient, GenerationRequest
-from rivya_provider.client.timing import ESTIMATES
+from rivya_provider.client.polling.estimates import ESTIMATES
 from rivya_provider.emulator import RunningEmulator
 from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.links import RivyaResultLink
@@ -171,7 +171,7 @@ def test_a_model_of_unknown_duration_gets_the_looks_of_its_first_seconds_in_the_
 ) -> None:
     from airflow.providers.common.compat.sdk import TaskDeferred
 
-    from rivya_provider.operators._polling import UNKNOWN_LOOK_MAX_SECONDS
+    from rivya_provider.client.polling.schedule import UNKNOWN_LOOK_MAX_SECONDS
 
     quick.set_faults(slow_task_rate=1.0, slow_task_extra_seconds=60)
     operator = _operator()

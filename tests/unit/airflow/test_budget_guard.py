@@ -146,9 +146,13 @@ def test_generation_lists_come_as_lists_mappings_or_json() -> None:
 
 
 def test_spend_counts_charges_reservations_of_unfinished_ones_and_each_generation_once() -> None:
-    done = {"generation_id": "t1", "status": "succeeded", "charged_credits": 14}
-    waiting = {"generation_id": "t2", "status": "queued", "reserved_credits": 8}
-    assert spent_by([done, dict(done), waiting, None, "other", {"status": "x"}]) == 22
+    shape = {"model": "flux-2-flex", "origin": "submitted", "charged_credits": 0}
+    done = {**shape, "generation_id": "t1", "status": "succeeded", "reserved_credits": 14}
+    done["charged_credits"] = 14
+    waiting = {**shape, "generation_id": "t2", "status": "queued", "reserved_credits": 8}
+    # Read as manifests: a dict without a manifest's fields is another task's value.
+    partial = {"generation_id": "t3", "status": "succeeded", "charged_credits": 5}
+    assert spent_by([done, dict(done), waiting, None, "other", {"status": "x"}, partial]) == 22
 
 
 @pytest.mark.parametrize(

@@ -397,7 +397,7 @@ def test_the_loops_shared_clients_are_closed_when_it_shuts_down(
     client = asyncio.run(poll())
     gc.collect()
     # Left open, aiohttp would log "Unclosed client session" as an error at the triggerer's exit.
-    assert client._http.is_closed
+    assert client.is_closed
     assert not [w for w in recwarn if "Unclosed" in str(w.message)]
     # A new loop gets clients of its own.
     assert asyncio.run(poll()) is not client

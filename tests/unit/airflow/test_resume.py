@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,7 @@ from rivya_provider.client import (
     RivyaClient,
     TaskStatus,
 )
+from rivya_provider.client.rules.replays import SENT_KEYS
 from rivya_provider.emulator import RunningEmulator
 from rivya_provider.idempotency import KeyChain, input_fingerprint
 from rivya_provider.resume import (
@@ -248,6 +250,27 @@ def test_without_memory_the_chain_walks_past_a_failed_link(
     counters = instant.counters()
     assert counters["tasks_created"] == 2
     assert counters["credits_charged"] == 14
+
+
+def test_a_retry_in_another_process_walks_past_a_failure_rivya_replays_silently(
+    emulator_factory: EmulatorFactory,
+) -> None:
+    # Below Airflow 3.3 each try is a new process with no record, and the docs promise no replay
+    # header: the failed generation key 0 made comes back as if new. A create is answered queued,
+    # so a failed answer that Rivya's clock does not show as new is walked past.
+    silent = emulator_factory(queued_seconds=0, processing_seconds=0)
+    silent.set_profile("no-replay-header")
+    silent.set_faults(fail_next_tasks=1)
+    with _client(silent) as rivya:
+        failed = submit_or_resume(rivya, REQUEST, chain=CHAIN, memory=TaskMemory(None))
+        assert rivya.get_generation(failed.task.id).status is TaskStatus.FAILED
+    SENT_KEYS.clear()  # the next try's process knows nothing of key 0
+    time.sleep(3.2)  # older than the margin on Rivya's clock (its Date header has whole seconds)
+    with _client(silent) as rivya:
+        retried = submit_or_resume(rivya, REQUEST, chain=CHAIN, memory=TaskMemory(None))
+    assert (retried.origin, retried.link) == ("submitted", 1)
+    assert retried.task.id != failed.task.id
+    assert silent.counters()["tasks_created"] == 2
 
 
 def test_a_record_of_other_inputs_is_ignored(

@@ -7,7 +7,7 @@ import gc
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any
 
 import pytest
@@ -298,15 +298,15 @@ async def test_a_sleeping_wait_keeps_no_answer_of_its_polls(
     monkeypatch.setenv(DEFAULT_CONN_ENV, connection_json(slow))
     pauses: list[float] = []
     asleep = asyncio.Event()
-    pause = RivyaGenerationTrigger._pause
+    sleep = wakeups.sleep
 
-    async def noted_pause(self: RivyaGenerationTrigger, seconds: float) -> None:
+    def noted_sleep(seconds: float) -> Awaitable[None]:
         pauses.append(seconds)
         if len(pauses) == 2:  # the first is the (zero) first delay, the second follows a poll
             asleep.set()
-        await pause(self, seconds)
+        return sleep(seconds)
 
-    monkeypatch.setattr(RivyaGenerationTrigger, "_pause", noted_pause)
+    monkeypatch.setattr(wakeups, "sleep", noted_sleep)
     task_id = await _submit(slow)
     waiting = asyncio.ensure_future(_one_event(_trigger(task_id, poll_interval=30)))
     try:

@@ -1,12 +1,9 @@
-"""When to poll a generation: its expected duration, and a schedule that follows it.
+"""How long a model's generations are expected to take: the catalogue's hint, or what was seen.
 
-A model's expected generation time comes from a hint in Rivya's ``/models`` catalogue where one
-is given, else from a running estimate of the durations seen for that model and base URL (an
-exponentially weighted mean, shared by every wait in the process, so the triggers of a
-triggerer learn from each other, and with the machine's other processes through a small file,
-so a worker's new task starts from what the triggerer learnt). Polls then come shortly before
-the expected end, densely around it, and ever more sparsely after it, so a finished image is
-noticed within a small share of its wait while a long wait costs few requests.
+Where ``/models`` gives no hint, a running estimate of the durations seen for the model and base
+URL stands in (an exponentially weighted mean, shared by every wait in the process, so the
+triggers of a triggerer learn from each other, and with the machine's other processes through a
+small file, so a worker's new task starts from what the triggerer learnt).
 """
 
 from __future__ import annotations
@@ -14,29 +11,14 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime
 
-from rivya_provider.client import durations_file
 from rivya_provider.client.averages import moving_average
 from rivya_provider.client.models import GenerationTask, TaskStatus
+from rivya_provider.client.polling import shared_estimates
 
 #: Weight of the newest observed duration in the running estimate.
 ESTIMATE_WEIGHT = 0.3
-#: Seconds before the first poll when nothing is known about the model (Rivya's guidance: 2-3 s).
-UNKNOWN_FIRST_DELAY = 2.5
-#: Share of the expected duration at which the first poll comes.
-FIRST_POLL_SHARE = 0.8
-#: Share of the wait so far (at least the expected duration) between two polls: how late, at
-#: most, a finished generation is noticed relative to its wait.
-OVERSHOOT_SHARE = 0.2
-#: Bounds of the interval between two polls, in seconds.
-MIN_INTERVAL = 1.0
-MAX_INTERVAL = 30.0
-#: A look before the expected end is followed by one this share past it (when that comes sooner
-#: than the interval), but never sooner than :data:`MIN_GAP` seconds.
-END_SHARE = 1.05
-MIN_GAP = 0.5
 #: Observed durations beyond this many seconds are left out of the estimate (an outlier, a
 #: wait that was resumed after a restart).
 LONGEST_OBSERVATION = 3600.0
@@ -45,59 +27,12 @@ LONGEST_OBSERVATION = 3600.0
 SHARE_EVERY_SECONDS = 5.0
 
 
-def _clamp(value: float, low: float, high: float) -> float:
-    return max(low, min(high, value))
-
-
-@dataclass(frozen=True)
-class PollSchedule:
-    """When to poll one generation; a user's fixed settings win over the adaptive ones.
-
-    :param expected: seconds the generation is expected to take (``None``: unknown).
-    :param interval: fixed seconds between polls set by the user (``None``: adaptive).
-    :param first_delay: fixed seconds before the first poll set by the user (``None``: adaptive).
-    """
-
-    expected: float | None = None
-    interval: float | None = None
-    first_delay: float | None = None
-
-    @property
-    def adaptive(self) -> bool:
-        return self.interval is None
-
-    def first(self) -> float:
-        """Seconds from submitting to the first poll."""
-        if self.first_delay is not None:
-            return self.first_delay
-        if self.expected is None:
-            return UNKNOWN_FIRST_DELAY
-        return _clamp(FIRST_POLL_SHARE * self.expected, 0.5, MAX_INTERVAL)
-
-    def next_delay(self, *, elapsed: float) -> float:
-        """Seconds from a poll that found the generation unfinished to the next poll.
-
-        :param elapsed: seconds since the generation was submitted.
-        """
-        if self.interval is not None:
-            return self.interval
-        # Around the expected end polls come every share of the expected time; past it the
-        # interval grows with the wait (about x1.2 per poll), capped.
-        base = max(elapsed, self.expected or UNKNOWN_FIRST_DELAY * 2)
-        regular = _clamp(OVERSHOOT_SHARE * base, MIN_INTERVAL, MAX_INTERVAL)
-        if self.expected is None or elapsed >= self.expected:
-            return regular
-        # Before the expected end of a quick model, the interval's floor would notice the image
-        # up to a second late: the next poll comes just after the expected end instead.
-        return max(MIN_GAP, min(regular, END_SHARE * self.expected - elapsed))
-
-
 class DurationEstimates:
     """Running estimates of generation time per base URL and model, shared in a process.
 
     :param weight: weight of the newest observation (0-1).
     :param share: also share the estimates with the machine's other processes
-        (:mod:`~rivya_provider.client.durations_file`).
+        (:mod:`~rivya_provider.client.polling.shared_estimates`).
     """
 
     def __init__(self, *, weight: float = ESTIMATE_WEIGHT, share: bool = False) -> None:
@@ -130,7 +65,7 @@ class DurationEstimates:
             if share:
                 self._shared_at[key] = now
         if share:
-            machine_wide = durations_file.fold(
+            machine_wide = shared_estimates.fold(
                 base_url, model=model, seconds=mean, weight=self._weight
             )
             if machine_wide is not None:
@@ -154,7 +89,7 @@ class DurationEstimates:
             if now - self._read_at.get(base_url, -math.inf) < SHARE_EVERY_SECONDS:
                 return None
             self._read_at[base_url] = now
-        shared = durations_file.read(base_url)
+        shared = shared_estimates.read(base_url)
         with self._lock:
             for name, seconds in shared.items():
                 self._means.setdefault((base_url, name), seconds)

@@ -1,10 +1,10 @@
 """Rivya's live model catalogue (``GET /api/v1/models``) as the rules local checks apply.
 
 New models, params, options and per-model file limits that Rivya lists work without a new release
-of this package. The catalogue is read once per base URL by one process of the machine, shared with
-the others (:mod:`~rivya_provider.client.catalog_file`), and kept for :data:`CATALOG_TTL_SECONDS`;
-when it cannot be read, the built-in :data:`CATALOG` stands in for a shorter while, so a Rivya
-outage never blocks the checks.
+of this package. The catalogue is read once per base URL by one process of the machine, shared
+with the others (:mod:`~rivya_provider.client.catalog.shared_file`), and kept for
+:data:`CATALOG_TTL_SECONDS`; when it cannot be read, the built-in :data:`CATALOG` stands in for a
+shorter while, so a Rivya outage never blocks the checks.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from rivya_provider.client import catalog_file
-from rivya_provider.client.catalog import (
+from rivya_provider.client.catalog import shared_file
+from rivya_provider.client.catalog.specs import (
     CATALOG,
     DEFAULT_FILE_LIMITS,
     FileLimit,
     ModelSpec,
     ParamSpec,
 )
-from rivya_provider.client.models import FileKind, ModelInfo, ModelParam, ReferenceMedia
+from rivya_provider.client.catalog.wire import ModelInfo, ModelParam, ReferenceMedia
+from rivya_provider.client.models import FileKind
 
 Catalog = Mapping[str, ModelSpec]
 
@@ -140,4 +141,4 @@ def clear_catalog_cache() -> None:
     """Forget every catalogue read so far, by this process or shared by another one (the next
     check reads ``/models`` again)."""
     CACHE.clear()
-    catalog_file.forget()
+    shared_file.forget()

@@ -1,26 +1,18 @@
-"""Model descriptions and the local checks made before anything is sent.
+"""What a model accepts: its params, prompt and reference-file rules, and the documented models.
 
-The clients check requests against Rivya's live catalogue (``GET /api/v1/models``, see
-:mod:`rivya_provider.client.live_catalog`); :data:`CATALOG`, the documented models, is the offline
-fallback. Bad input for a known model costs no request and no credit. A model id that no catalogue
-knows is sent as-is: Rivya adds models without notice and validates them itself.
+:data:`CATALOG` describes the models documented on rivya.ai; the clients check requests against
+Rivya's live catalogue (:mod:`~rivya_provider.client.catalog.live`) and fall back to this one.
 """
 
 from __future__ import annotations
 
-import difflib
-import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
-from rivya_provider.client.errors import FieldProblem, RequestValidationError
-from rivya_provider.client.models import FileKind, GenerationRequest, ModelInfo, ReferenceMediaItem
-
-log = logging.getLogger("rivya_provider.client")
+from rivya_provider.client.catalog.wire import ModelInfo
+from rivya_provider.client.models import FileKind
 
 MB = 1024 * 1024
 REFERENCE_ITEMS_PARAM = "referenceMediaItems"
@@ -214,123 +206,3 @@ CATALOG: Mapping[str, ModelSpec] = {
         ),
     )
 }
-
-
-def validate_generation(
-    request: GenerationRequest, *, catalog: Mapping[str, ModelSpec] = CATALOG
-) -> GenerationRequest:
-    """Check a request against the catalogue and return it with params normalised for the wire.
-
-    Every problem is reported at once. Unknown models pass through untouched.
-
-    :param request: the generation request as the user gave it.
-    :param catalog: the models to check against.
-    :raises RequestValidationError: naming each bad field, its value and what is allowed.
-    """
-    spec = catalog.get(request.model)
-    if spec is None:
-        return request
-    problems = _prompt_problems(spec, request.prompt)
-    for key in _unlisted_params(spec, request.params):
-        log.warning(
-            "Param %r is not in the built-in description of %s; sending it for Rivya to judge",
-            key,
-            spec.id,
-        )
-    params: dict[str, Any] = {}
-    for key, value in request.params.items():
-        try:
-            params[key] = _normalise_param(spec, key, value)
-        except RequestValidationError as exc:  # a ValueError too: must come first
-            problems.extend(exc.problems)
-        except ValueError as exc:
-            problems.append(FieldProblem(f"params.{key}", f"{exc} (model {spec.id})"))
-    if problems:
-        raise RequestValidationError(problems, subject=f"{spec.id} generation request")
-    return request.model_copy(update={"params": params})
-
-
-def _unlisted_params(spec: ModelSpec, params: Mapping[str, Any]) -> list[str]:
-    """Params a lenient spec does not list (they are sent unchecked)."""
-    if spec.strict_params:
-        return []
-    return [k for k in params if k != REFERENCE_ITEMS_PARAM and spec.param(k) is None]
-
-
-def _prompt_problems(spec: ModelSpec, prompt: str | None) -> list[FieldProblem]:
-    if prompt is None or not prompt.strip():
-        if not spec.prompt_required:
-            return []
-        return [FieldProblem("prompt", f"is required for {spec.id} and must not be blank")]
-    if spec.max_prompt_length is not None and len(prompt) > spec.max_prompt_length:
-        return [
-            FieldProblem(
-                "prompt",
-                f"is {len(prompt)} characters; {spec.id} allows at most {spec.max_prompt_length}",
-            )
-        ]
-    return []
-
-
-def _normalise_param(spec: ModelSpec, key: str, value: Any) -> Any:
-    if key == REFERENCE_ITEMS_PARAM:
-        return _reference_items(spec, value)
-    param = spec.param(key)
-    if param is None and not spec.strict_params:
-        return value
-    if param is None:
-        known = [p.key for p in spec.params] + [REFERENCE_ITEMS_PARAM]
-        close = difflib.get_close_matches(key, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown param{hint}; known params: {', '.join(known)}")
-    return param.normalise(value)
-
-
-def _reference_items(spec: ModelSpec, value: Any) -> list[dict[str, Any]]:
-    field_name = f"params.{REFERENCE_ITEMS_PARAM}"
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
-        raise ValueError(f"expected a list of reference media items, got {type(value).__name__}")
-    if spec.max_reference_images is not None and len(value) > spec.max_reference_images:
-        raise ValueError(
-            f"{len(value)} items given; {spec.id} accepts at most {spec.max_reference_images}"
-        )
-    problems: list[FieldProblem] = []
-    items: list[dict[str, Any]] = []
-    for index, raw in enumerate(value):
-        where = f"{field_name}[{index}]"
-        try:
-            item = ReferenceMediaItem.model_validate(raw)
-        except ValidationError as exc:
-            problems.extend(pydantic_problems(where, exc))
-            continue
-        if spec.reference_kinds and item.kind not in spec.reference_kinds:
-            allowed = ", ".join(str(k) for k in spec.reference_kinds)
-            problems.append(
-                FieldProblem(f"{where}.kind", f"{item.kind!s} is not accepted; allowed: {allowed}")
-            )
-        items.append(item.to_wire())
-    if problems:
-        raise RequestValidationError(problems)
-    return items
-
-
-def pydantic_problems(where: str, exc: ValidationError) -> list[FieldProblem]:
-    problems = []
-    for err in exc.errors():
-        path = ".".join(str(part) for part in err["loc"])
-        location = f"{where}.{path}" if path else where
-        problems.append(FieldProblem(location, f"{err['msg']} (got {err.get('input')!r})"))
-    return problems
-
-
-def file_limit(
-    kind: FileKind, *, model: str | None = None, catalog: Mapping[str, ModelSpec] = CATALOG
-) -> FileLimit | None:
-    """Return the Files API limit for ``kind``, as ``model`` sets it when the catalogue knows it.
-
-    :returns: ``None`` when a known model does not accept this kind at all.
-    """
-    spec = catalog.get(model) if model else None
-    if spec is None:
-        return DEFAULT_FILE_LIMITS[kind]
-    return spec.file_limits.get(kind)
