@@ -5,13 +5,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from rivya_provider.client import GenerationTask
 
 
 class ResultFile(BaseModel):
     """A result copied to the output path."""
+
+    # Built when first used: the DAG processor imports this with every DAG file it parses.
+    model_config = ConfigDict(defer_build=True)
 
     path: str
     url: str
@@ -27,6 +30,8 @@ class GenerationManifest(BaseModel):
     ``replayed`` (Rivya replayed the task instance's key) or ``resumed`` (recorded by an earlier
     try in ``task_state_store``).
     """
+
+    model_config = ConfigDict(defer_build=True)
 
     generation_id: str
     status: str

@@ -48,16 +48,21 @@ class Call:
         return self.json is not None or self.data is not None or self.files is not None
 
 
-@dataclass(frozen=True)
 class Endpoint(Generic[AnswerT]):
-    """One endpoint of the API and the model its answer is read into."""
+    """One endpoint of the API and the model its answer is read into.
 
-    method: str
-    #: The path under ``/api/v1``; ``{id}`` is replaced by a checked, percent-encoded id.
-    path: str
-    answer: type[AnswerT]
-    #: How errors name the id of the path (``task_id``, ``file_id``).
-    id_field: str | None = None
+    :param method: the HTTP method.
+    :param path: the path under ``/api/v1``; ``{id}`` is replaced by a checked, encoded id.
+    :param answer: the model a 2xx answer is read into.
+    :param id_field: how errors name the id of the path (``task_id``, ``file_id``).
+    """
+
+    __slots__ = ("answer", "id_field", "method", "path")
+
+    def __init__(
+        self, method: str, path: str, answer: type[AnswerT], id_field: str | None = None
+    ) -> None:
+        self.method, self.path, self.answer, self.id_field = method, path, answer, id_field
 
     def call(self, *, path_id: str | None = None, **options: Any) -> Call:
         """Return the call of this endpoint; ``path_id`` is checked before anything is sent."""

@@ -7,10 +7,9 @@ adds optional response fields without a version bump.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import (
     AliasChoices,
@@ -31,14 +30,16 @@ CLIENT_REQUEST_ID_MAX = 128
 IDEMPOTENCY_KEY_MAX = 255
 
 
+# Every model builds its validator when first used, not when imported: the DAG processor imports
+# the operators with every DAG file it parses and never reads an answer.
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Answer(BaseModel):
     """An answer's model: fields Rivya adds later are ignored."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
 
 class FileKind(str, Enum):
@@ -106,7 +107,11 @@ class ReferenceMediaItem(_Request):
     """One entry of ``params.referenceMediaItems`` (camelCase on the wire)."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        defer_build=True,
     )
 
     url: str = Field(min_length=1)
@@ -312,8 +317,7 @@ class GenerationTask(Answer):
         return max(self.result.url_count, len(self.result_urls)) if self.result else 0
 
 
-@dataclass(frozen=True)
-class CreateFacts:
+class CreateFacts(NamedTuple):
     """What a client knows of the create that answered with a task (see :class:`CreatedTask`)."""
 
     replayed: bool = False

@@ -31,7 +31,7 @@ class GenerationEvent(BaseModel):
     or ``error`` (polling hit an error it cannot get past: ``code``, ``message``, ``request_id``).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     status: Literal["success", "failed", "timeout", "error"]
     generation_id: str

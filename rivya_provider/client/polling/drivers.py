@@ -8,7 +8,7 @@ for its turn in the process for at most ``turn_within`` seconds.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from rivya_provider.client.errors import RivyaError, is_retryable
 from rivya_provider.client.models import GenerationTask
@@ -81,8 +81,7 @@ async def wait_async(
         pause = next_pause
 
 
-@dataclass(frozen=True)
-class WorkerLook:
+class WorkerLook(NamedTuple):
     """What a deferrable task's polls in the worker found, and when the next poll is due."""
 
     task: GenerationTask

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from rivya_provider.client.polling import estimates
 
@@ -52,8 +52,7 @@ def _clamp(value: float, low: float, high: float) -> float:
     return max(low, min(high, value))
 
 
-@dataclass(frozen=True)
-class PollSchedule:
+class PollSchedule(NamedTuple):
     """When to poll one generation; a user's fixed settings win over the adaptive ones.
 
     :param expected: seconds the generation is expected to take (``None``: unknown).
