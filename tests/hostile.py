@@ -140,12 +140,15 @@ class HostileServer:
             self.port = server.sockets[0].getsockname()[1]
             holder["stop"] = asyncio.Event()
             started.set()
-            async with server:
-                await holder["stop"].wait()
+            await holder["stop"].wait()
+            server.close()
+            # Handlers first: from Python 3.12 wait_closed() also waits for every connection a
+            # handler still holds (a client's kept-alive one waits for its next request).
             current = asyncio.current_task()
             for task in asyncio.all_tasks():
                 if task is not current:
                     task.cancel()
+            await server.wait_closed()
 
         thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
         thread.start()

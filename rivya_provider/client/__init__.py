@@ -51,16 +51,11 @@ from rivya_provider.client.errors import (
     is_retryable,
 )
 from rivya_provider.client.models import (
-    CreatedTask,
     Credits,
     FileKind,
     GenerationRequest,
-    GenerationTask,
     ReferenceMediaItem,
     RivyaFile,
-    TaskError,
-    TaskResult,
-    TaskStatus,
 )
 from rivya_provider.client.polling import (
     PollSchedule,
@@ -82,6 +77,13 @@ from rivya_provider.client.safety import (
     safe_part,
 )
 from rivya_provider.client.sync import RivyaClient
+from rivya_provider.client.tasks import (
+    CreatedTask,
+    GenerationTask,
+    TaskError,
+    TaskResult,
+    TaskStatus,
+)
 from rivya_provider.client.uploads import prepare_upload
 
 __all__ = [

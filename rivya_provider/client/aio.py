@@ -32,15 +32,10 @@ from rivya_provider.client.endpoints import Call
 from rivya_provider.client.errors import IdempotencyConflictError, RivyaAPIError, RivyaError
 from rivya_provider.client.flow.governor import shared_governor
 from rivya_provider.client.flow.in_flight import AdaptiveLimit
-from rivya_provider.client.models import (
-    Credits,
-    FileKind,
-    GenerationRequest,
-    GenerationTask,
-    RivyaFile,
-)
+from rivya_provider.client.models import Credits, FileKind, GenerationRequest, RivyaFile
 from rivya_provider.client.polling import wait_async
 from rivya_provider.client.rules import answers, replays, retries
+from rivya_provider.client.tasks import GenerationTask
 from rivya_provider.client.transports import async_transport
 from rivya_provider.client.uploads import UploadSource, prepare_upload
 

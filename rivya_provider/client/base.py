@@ -29,9 +29,10 @@ from rivya_provider.client.config import (
 from rivya_provider.client.endpoints import Call, Endpoint
 from rivya_provider.client.errors import RequestNotSentError, RivyaError
 from rivya_provider.client.flow.pacing import shared_pacer
-from rivya_provider.client.models import GenerationRequest, GenerationTask
+from rivya_provider.client.models import GenerationRequest
 from rivya_provider.client.polling import PollSchedule, Wait
 from rivya_provider.client.rules import answers, requests
+from rivya_provider.client.tasks import GenerationTask
 from rivya_provider.client.uploads import PreparedUpload
 
 log = logging.getLogger("rivya_provider.client")

@@ -16,7 +16,8 @@ from pydantic import BaseModel
 from rivya_provider.client import safety
 from rivya_provider.client.catalog.wire import ModelList
 from rivya_provider.client.config import API_PREFIX
-from rivya_provider.client.models import Credits, GenerationTask, RivyaFile
+from rivya_provider.client.models import Credits, RivyaFile
+from rivya_provider.client.tasks import GenerationTask
 
 AnswerT = TypeVar("AnswerT", bound=BaseModel)
 

@@ -22,15 +22,10 @@ from rivya_provider.client.downloads import (
 )
 from rivya_provider.client.endpoints import Call
 from rivya_provider.client.errors import IdempotencyConflictError, RivyaError
-from rivya_provider.client.models import (
-    Credits,
-    FileKind,
-    GenerationRequest,
-    GenerationTask,
-    RivyaFile,
-)
+from rivya_provider.client.models import Credits, FileKind, GenerationRequest, RivyaFile
 from rivya_provider.client.polling import wait_sync
 from rivya_provider.client.rules import answers, replays, retries
+from rivya_provider.client.tasks import GenerationTask
 from rivya_provider.client.transports.sync import SyncTransports
 from rivya_provider.client.uploads import UploadSource, prepare_upload
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import psutil  # type: ignore[import-untyped,unused-ignore]
 
-from rivya_provider.client.models import GenerationTask
+from rivya_provider.client.tasks import GenerationTask
 from rivya_provider.hooks.rivya import RivyaHook
 from rivya_provider.triggers import heap
 from rivya_provider.triggers.generation import RivyaGenerationTrigger

@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 from rivya_provider.client.errors import RivyaError, is_retryable
-from rivya_provider.client.models import GenerationTask
 from rivya_provider.client.polling.wait import Wait
+from rivya_provider.client.tasks import GenerationTask
 
 Poll = Callable[[float], GenerationTask]
 AsyncPoll = Callable[[float], Awaitable[GenerationTask]]

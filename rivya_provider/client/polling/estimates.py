@@ -14,8 +14,8 @@ import time
 from datetime import datetime
 
 from rivya_provider.client.averages import moving_average
-from rivya_provider.client.models import GenerationTask, TaskStatus
 from rivya_provider.client.polling import shared_estimates
+from rivya_provider.client.tasks import GenerationTask, TaskStatus
 
 #: Weight of the newest observed duration in the running estimate.
 ESTIMATE_WEIGHT = 0.3

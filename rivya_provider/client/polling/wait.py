@@ -22,8 +22,8 @@ from collections.abc import Callable
 
 from rivya_provider.client.config import RetryPolicy
 from rivya_provider.client.errors import GenerationTimeoutError, RivyaError, is_retryable
-from rivya_provider.client.models import GenerationTask
 from rivya_provider.client.polling.schedule import PollSchedule, jittered
+from rivya_provider.client.tasks import GenerationTask
 
 log = logging.getLogger("rivya_provider.client")
 

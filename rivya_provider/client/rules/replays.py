@@ -20,8 +20,8 @@ from collections import OrderedDict
 import httpx
 
 from rivya_provider.client.errors import RequestNotSentError, RivyaTransportError, ServerError
-from rivya_provider.client.models import CreatedTask, CreateFacts, GenerationTask
 from rivya_provider.client.rules.answers import http_date, parse
+from rivya_provider.client.tasks import CreatedTask, CreateFacts, GenerationTask
 
 #: Seconds a task's ``created_at`` must predate the create for it to count as made before, when
 #: Rivya's clock is known from the answer's ``Date`` header (whole seconds), and when it is not.
