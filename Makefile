@@ -69,7 +69,7 @@ e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e -p no:cacheprovider
 
 # The scale and latency table (docs/performance.md), about 5 minutes on 2 cores; `bench-all` adds
-# the storm, hostile-server, memory and poll-census benchmarks.
+# the storm, hostile-server, memory, poll-census and 429-governor benchmarks.
 bench: $(STAMP)
 	$(BIN)/pytest tests/benchmarks/test_scale_table.py -s -p no:cacheprovider
 

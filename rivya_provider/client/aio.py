@@ -29,8 +29,7 @@ from rivya_provider.client.downloads import (
     DownloadSink,
 )
 from rivya_provider.client.endpoints import Call
-from rivya_provider.client.errors import IdempotencyConflictError, RivyaAPIError, RivyaError
-from rivya_provider.client.flow.governor import shared_governor
+from rivya_provider.client.errors import IdempotencyConflictError, RivyaError
 from rivya_provider.client.flow.in_flight import AdaptiveLimit
 from rivya_provider.client.models import Credits, FileKind, GenerationRequest, RivyaFile
 from rivya_provider.client.polling import wait_async
@@ -92,8 +91,6 @@ class AsyncRivyaClient(ClientBase):
             allowed_hosts=allowed_hosts,
         )
         self._sleep = sleep or asyncio.sleep
-        # The waits of a triggerer share one account's rate limit: after a 429 they all slow down.
-        self._governor = shared_governor(base_url=self.config.base_url, api_key=api_key)
         # Thousands of triggers share this client in one event loop: requests wait their turn
         # here, every connection of the pool stays alive, and only as many are in flight as
         # the round trips call for (each holds objects every garbage collection walks).
@@ -169,8 +166,7 @@ class AsyncRivyaClient(ClientBase):
 
     async def _attempt(self, call: Call, *, within: float | None = None) -> httpx.Response:
         """Send ``call`` once; ``within``: seconds it may wait for its turn (see ``_turn``)."""
-        held = self._governor.reserve(now=self._clock())
-        if pause := self._turn(call, within=within, held=held):
+        if pause := self._turn(call, within=within):
             await self._sleep(pause)
         # The slot covers building the request too: thousands of polls falling due together
         # then wait cheaply, instead of each doing its work in the same turn of the event loop.
@@ -189,23 +185,8 @@ class AsyncRivyaClient(ClientBase):
             refused = response.status_code == 429 or response.status_code >= 500
         finally:
             self._in_flight.release(taken, refused=refused)
-        try:
-            checked = answers.checked(response)
-        except RivyaAPIError as exc:
-            self._note_throttling(exc)
-            raise
-        self._governor.answered()
-        return checked
-
-    def _note_throttling(self, error: RivyaAPIError) -> None:
-        """Tell the governor whether an error answer was a 429 (and its ``Retry-After``)."""
-        if error.status_code != 429:
-            self._governor.answered()
-            return
-        retry_after = (
-            None if error.retry_after is None else self.config.retry.capped(error.retry_after)
-        )
-        self._governor.throttled(now=self._clock(), retry_after=retry_after)
+        self._note(response)
+        return answers.checked(response)
 
     async def alist_models(self) -> list[ModelInfo]:
         """Return Rivya's model catalogue; see :meth:`RivyaClient.list_models`."""

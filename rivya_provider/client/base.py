@@ -28,6 +28,7 @@ from rivya_provider.client.config import (
 )
 from rivya_provider.client.endpoints import Call, Endpoint
 from rivya_provider.client.errors import RequestNotSentError, RivyaError
+from rivya_provider.client.flow.governor import shared_governor
 from rivya_provider.client.flow.pacing import shared_pacer
 from rivya_provider.client.models import GenerationRequest
 from rivya_provider.client.polling import PollSchedule, Wait
@@ -68,6 +69,9 @@ class ClientBase:
         self._pacer = shared_pacer(
             base_url=self.config.base_url, api_key=self.config.api_key, rate=requests_per_second
         )
+        # The requests of one process to one account slow down together after a 429: the
+        # triggerer's waits, and a worker task's create and polls (governor.py).
+        self._governor = shared_governor(base_url=self.config.base_url, api_key=api_key)
         self._build_request = requests.RequestBuilder(self.config)
         self._catalog = CatalogReader(self.config.base_url)
         self._urls = safety.UrlPolicy.of(self.config.base_url, self.config.allowed_hosts)
@@ -75,12 +79,13 @@ class ClientBase:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.config.base_url!r})"
 
-    def _turn(self, call: Call, *, within: float | None, held: float = 0.0) -> float:
-        """Seconds to wait before sending ``call`` (pacing, or ``held`` by the 429 governor).
+    def _turn(self, call: Call, *, within: float | None) -> float:
+        """Seconds to wait before sending ``call``: pacing, and the process's 429 governor.
 
         :param within: seconds the call may wait for its turn (``None``: as long as it takes).
         :raises RequestNotSentError: when its turn comes later than that.
         """
+        held = self._governor.reserve(now=self._clock())
         pause = max(self._pacer.reserve() if self._pacer is not None else 0.0, held)
         if within is not None and pause > within:
             raise RequestNotSentError(
@@ -89,6 +94,15 @@ class ClientBase:
                 f"{within:.1f}s this request may wait"
             )
         return pause
+
+    def _note(self, response: httpx.Response) -> None:
+        """Tell the process's 429 governor how an API request was answered."""
+        if response.status_code != 429:
+            self._governor.answered(now=self._clock())
+            return
+        retry_after = answers.parse_retry_after(response.headers.get("retry-after"))
+        capped = None if retry_after is None else self.config.retry.capped(retry_after)
+        self._governor.throttled(now=self._clock(), retry_after=capped)
 
     def _download_options(self, start: Callable[[httpx.Request], Any]) -> dict[str, Any]:
         """``httpx`` client options for downloads: redirects, and ``start`` on every hop."""
@@ -121,8 +135,9 @@ class ClientBase:
 
         return endpoints.UPLOAD.call(data=upload.form(), files=files)
 
-    #: ``/models`` is read once: when it fails, the built-in catalogue stands in at once.
-    _MODELS_CALL = endpoints.MODELS.call(max_attempts=1)
+    #: ``/models`` is retried briefly (a 429 or a 5xx need not drop the checks to the built-in
+    #: catalogue), within the time the machine's other processes wait for this one's copy.
+    _MODELS_CALL = endpoints.MODELS.call(time_budget=10.0)
 
     def _keep_catalog(self, answer: httpx.Response | RivyaError) -> Mapping[str, ModelSpec]:
         """Keep what ``/models`` answered (or why it did not) as this machine's catalogue."""

@@ -37,6 +37,8 @@ class Call:
     authenticated: bool = True
     #: Attempts for this call; ``None`` follows the :class:`~rivya_provider.client.RetryPolicy`.
     max_attempts: int | None = None
+    #: Seconds of retrying for this call at most; ``None`` follows the policy's ``time_budget``.
+    time_budget: float | None = None
 
     @property
     def label(self) -> str:

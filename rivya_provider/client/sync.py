@@ -128,6 +128,7 @@ class RivyaClient(ClientBase):
             response = bodies.read_capped(response, self.config.limits.max_response_bytes)
         except httpx.RequestError as exc:
             raise answers.transport_error(call.label, exc) from exc
+        self._note(response)
         return answers.checked(response)
 
     def list_models(self) -> list[ModelInfo]:

@@ -55,7 +55,7 @@ START_CREDITS = 100_000
 #: Bounds on hangs, not assertions on speed.
 RUN_TIMEOUT = 300.0
 #: The storm's goal for the API's answers: at most this many 429s per generation.
-GOAL_429_PER_GENERATION = 3
+GOAL_429_PER_GENERATION = 2
 #: Settings that make crash recovery happen within a test's time.
 RECOVERY_ENV = {
     # A killed triggerer's triggers move to a live one after this long without a heartbeat.

@@ -328,15 +328,37 @@ async def test_a_new_models_file_limits_come_from_the_live_catalogue(
 async def test_an_unreadable_catalogue_falls_back_to_the_built_in_one(
     api: Api, live: Script, caplog: pytest.LogCaptureFixture
 ) -> None:
-    live.answers = [envelope(503, "public_api_disabled"), httpx.Response(201, json=TASK)]
+    def by_path(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/models"):
+            return envelope(503, "public_api_disabled")
+        return httpx.Response(201, json=TASK)
+
+    live.answers = [by_path]
     with caplog.at_level(logging.WARNING):
         await api("create_generation", FLEX)
         with pytest.raises(RequestValidationError, match=r"params\.resolution"):
             await api("create_generation", FLEX.model_copy(update={"params": {"resolution": "8K"}}))
     assert "Could not read Rivya's model catalogue" in caplog.text
-    # One attempt at /models (no retry storm for a check), then the fallback is kept a while.
-    assert [r.url.path for r in live.requests] == ["/api/v1/models", "/api/v1/generations"]
+    # /models is retried for its short budget (10 s of the fake clock), then the fallback is
+    # kept a while: the second create reads nothing.
+    paths = [r.url.path for r in live.requests]
+    models = paths.count("/api/v1/models")
+    assert 2 <= models <= 6, paths
+    assert paths[models:] == ["/api/v1/generations"]
+    assert sum(api.sleeps) <= 10
     assert CACHE.get(BASE_URL) is not None
+
+
+async def test_a_rate_limited_catalogue_read_is_retried_not_dropped(api: Api, live: Script) -> None:
+    limited = envelope(429, "rate_limited", "slow down", **{"Retry-After": "2"})
+    models = {"object": "list", "data": [{"id": "flux-2-flex", "params": []}]}
+    live.answers = [limited, httpx.Response(200, json=models), httpx.Response(201, json=TASK)]
+    # The live catalogue lists flux-2-flex without params: the built-in one would accept
+    # aspectRatio, the live one refuses it, so the refusal shows the live one was read.
+    with pytest.raises(RequestValidationError, match=r"params\.aspectRatio"):
+        await api("create_generation", FLEX.model_copy(update={"params": {"aspectRatio": "1:1"}}))
+    assert [r.url.path for r in live.requests] == ["/api/v1/models", "/api/v1/models"]
+    assert api.sleeps[0] >= 2  # after the Retry-After
 
 
 def test_the_models_answer_of_the_docs_parses() -> None:

@@ -22,6 +22,7 @@ from rivya_provider.client import (
     RateLimitedError,
     RequestNotSentError,
     RetryPolicy,
+    RivyaClient,
     RivyaTransportError,
     Wait,
     look_before_deferring,
@@ -213,9 +214,11 @@ async def test_a_cancellation_that_comes_with_the_answer_is_not_lost() -> None:
     assert polls == 1
 
 
-async def test_a_poll_that_would_wait_past_its_turn_is_not_sent() -> None:
-    # After a 429 the process holds its requests for the Retry-After (capped): a poll near its
-    # wait's deadline fails at once instead of waiting, so the wait ends on time.
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+async def test_a_poll_that_would_wait_past_its_turn_is_not_sent(flavour: str) -> None:
+    # After a 429 the process holds its requests for the Retry-After (capped), a worker's as a
+    # triggerer's: a poll near its wait's deadline fails at once instead of waiting, so the wait
+    # ends on time.
     sent: list[httpx.Request] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -223,16 +226,48 @@ async def test_a_poll_that_would_wait_past_its_turn_is_not_sent() -> None:
         return envelope(429, "rate_limited", "slow down", **{"Retry-After": "1000000000"})
 
     clock = FakeClock()
-    async with AsyncRivyaClient(
-        api_key=API_KEY,
-        base_url=BASE_URL,
-        transport=httpx.MockTransport(answer),
-        clock=clock,
-        sleep=clock.asleep,
-    ) as client:
-        with pytest.raises(RateLimitedError):
-            await client.apoll_generation("task_abc")
-        with pytest.raises(RequestNotSentError, match=r"longer than the 3\.0s"):
-            await client.apoll_generation("task_abc", turn_within=3.0)
+    transport = httpx.MockTransport(answer)
+    if flavour == "sync":
+        client = RivyaClient(
+            api_key=API_KEY, base_url=BASE_URL, clock=clock, transport=transport, sleep=clock.sleep
+        )
+        with client:
+            with pytest.raises(RateLimitedError):
+                client.poll_generation("task_abc")
+            with pytest.raises(RequestNotSentError, match=r"longer than the 3\.0s"):
+                client.poll_generation("task_abc", turn_within=3.0)
+    else:
+        aclient = AsyncRivyaClient(
+            api_key=API_KEY, base_url=BASE_URL, clock=clock, transport=transport, sleep=clock.asleep
+        )
+        async with aclient:
+            with pytest.raises(RateLimitedError):
+                await aclient.apoll_generation("task_abc")
+            with pytest.raises(RequestNotSentError, match=r"longer than the 3\.0s"):
+                await aclient.apoll_generation("task_abc", turn_within=3.0)
     assert len(sent) == 1
     assert clock.sleeps == []
+
+
+def test_the_look_before_deferring_never_waits_its_turn_past_its_window() -> None:
+    # A create that met a 429 holds the worker's next requests: the look must defer, not hold the
+    # worker slot for the Retry-After.
+    clock = FakeClock()
+    schedule = PollSchedule(expected=4.0)
+    offered: list[float] = []
+
+    def poll(within: float) -> GenerationTask:
+        offered.append(within)
+        raise RequestNotSentError("held back")
+
+    look = look_before_deferring(
+        poll,
+        _wait(clock, schedule, since=clock.now, timeout=1800),
+        _task("queued"),
+        first=schedule.first(),
+        sleep=clock.sleep,
+    )
+    assert look.polls == 1
+    assert len(offered) == 1
+    assert offered[0] <= schedule.worker_look_seconds() - schedule.first()
+    assert look.next_poll > 0

@@ -90,11 +90,19 @@ def test_a_governor_holds_requests_after_a_429_then_recovers() -> None:
     assert governor.rate == pytest.approx(2.5)
     assert governor.reserve(now=now) == pytest.approx(2.0)
     assert governor.reserve(now=now) == pytest.approx(2.4)
-    # Each answer that is not a 429 speeds up a little, until the governor stops limiting.
-    for _ in range(200):
-        governor.answered()
+    # Answers during the hold change nothing; after it, the rate grows by INCREASE per second
+    # (additive), however many answers come, until the governor stops limiting.
+    governor.answered(now=now + 1.0)
+    assert governor.rate == pytest.approx(2.5)
+    for tenth in range(1, 11):
+        governor.answered(now=now + 2.0 + tenth / 10)
+    assert governor.rate == pytest.approx(2.5 + ThrottleGovernor.INCREASE)
+    later = now + 3.0 + (ThrottleGovernor.FREE_RATE - 2.5) / ThrottleGovernor.INCREASE
+    governor.answered(now=later - 1.0)
+    assert governor.rate is not None
+    governor.answered(now=later + 0.01)
     assert governor.rate is None
-    assert governor.reserve(now=now + 10) == 0.0
+    assert governor.reserve(now=later + 10) == 0.0
 
 
 def test_one_waits_429_only_holds_it_for_the_retry_after() -> None:
@@ -106,11 +114,26 @@ def test_one_waits_429_only_holds_it_for_the_retry_after() -> None:
     assert governor.reserve(now=104.0) == 0.0
 
 
+def test_a_slowed_down_process_that_still_meets_429s_slows_down_further() -> None:
+    # Slowed to 0.5 requests per second, a process sends fewer than FEW requests in the window;
+    # its next 429 still halves the rate (it used to keep it: many such processes at their floor
+    # met a 429 for every answer).
+    governor = ThrottleGovernor()
+    for tick in range(10):
+        governor.reserve(now=100.0 + tick / 10)
+    governor.throttled(now=101.0, retry_after=1.0)
+    rate = governor.rate
+    assert rate is not None
+    governor.reserve(now=120.0)
+    governor.throttled(now=120.0, retry_after=1.0)
+    assert governor.rate == pytest.approx(max(ThrottleGovernor.MIN_RATE, rate / 2))
+
+
 def test_a_governor_never_goes_below_its_floor() -> None:
     governor = ThrottleGovernor()
     for _ in range(5):
         governor.reserve(now=100.0)
-    for _ in range(5):
+    for _ in range(10):
         governor.throttled(now=100.0, retry_after=None)
     assert governor.rate == ThrottleGovernor.MIN_RATE
     assert shared_governor(base_url=BASE_URL, api_key=API_KEY) is shared_governor(

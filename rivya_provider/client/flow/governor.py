@@ -1,6 +1,8 @@
-"""The 429 governor: after one wait meets Rivya's rate limit, the process's others slow down.
+"""The 429 governor: after one request meets Rivya's rate limit, the process's others slow down.
 
-Per process: the machine's processes each adapt on their own, from the 429s they meet.
+Per process and without shared state: the processes of one or many machines each adapt on their
+own to the 429s they meet (``tests/benchmarks/test_governor_convergence.py`` shows several of
+them sharing one limit).
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ class ThrottleGovernor:
     Hundreds of waits share a triggerer: when Rivya answers one of them 429, the others would meet
     the same limit a moment later, each earning its own 429. After a 429 the governor holds every
     request of the process until ``Retry-After`` has passed. When the process was sending more
-    than one wait's few requests, it then lets them through at half the rate it was sending at,
-    and raises that rate by 5 % per answer that is not a 429 until it no longer limits anything
-    (additive-increase, multiplicative-decrease, as TCP and the AWS SDKs' adaptive retries do).
+    than one wait's few requests (or was slowed down already), it then lets them through at half
+    the rate it was sending at, and raises that rate by :attr:`INCREASE` requests per second for
+    every second without a 429, until it no longer limits anything: additive increase,
+    multiplicative decrease, as TCP does. The halving makes a process that sends much give up
+    much and the equal increase lets one that sends little catch up, so processes sharing one
+    limit settle near it in about equal shares, without knowing of each other.
     """
 
     #: Seconds of sending history the process's rate is measured over.
@@ -28,6 +33,8 @@ class ThrottleGovernor:
     FEW = 4
     #: Never slower than this many requests per second.
     MIN_RATE = 0.5
+    #: Requests per second the rate gains per second without a 429.
+    INCREASE = 0.1
     #: Faster than this, the governor stops limiting.
     FREE_RATE = 50.0
 
@@ -36,6 +43,7 @@ class ThrottleGovernor:
         self._lock = threading.Lock()
         self._sent: deque[float] = deque()
         self._next = float("-inf")
+        self._raised = float("-inf")
         self.rate: float | None = None
 
     # Times come from the caller's clock (the client's), so that tests with a fake clock see
@@ -63,19 +71,28 @@ class ThrottleGovernor:
         with self._lock:
             self._next = max(self._next, now + (retry_after or 0.0))
             sent = [when for when in self._sent if when <= now]
-            if len(sent) < self.FEW:
+            if len(sent) >= self.FEW:
+                sending = (len(sent) - 1) / max(sent[-1] - sent[0], 1.0)
+                current = sending if self.rate is None else min(self.rate, sending)
+            elif self.rate is not None:
+                current = self.rate  # already slowed down, and still too fast
+            else:
                 return  # one wait's own retries: its Retry-After is enough
-            sending = (len(sent) - 1) / max(sent[-1] - sent[0], 1.0)
-            current = sending if self.rate is None else min(self.rate, sending)
             self.rate = max(self.MIN_RATE, current / 2)
+            self._raised = self._next  # the rate grows again once the hold is over
 
-    def answered(self) -> None:
-        """Note an answer that was not a 429: send a little faster."""
+    def answered(self, *, now: float) -> None:
+        """Note an answer that was not a 429: raise the rate by the time gone since the last.
+
+        :param now: the caller's monotonic clock.
+        """
         with self._lock:
-            if self.rate is not None:
-                self.rate *= 1.05
-                if self.rate > self.FREE_RATE:
-                    self.rate = None
+            if self.rate is None or now <= self._raised:
+                return
+            self.rate += self.INCREASE * (now - self._raised)
+            self._raised = now
+            if self.rate > self.FREE_RATE:
+                self.rate = None
 
 
 _GOVERNORS: dict[tuple[str, str], ThrottleGovernor] = {}

@@ -116,7 +116,8 @@ def look_before_deferring(
         sleep(pause)
         polls += 1
         try:
-            task = poll(wait.turn_within())
+            # A poll held back past the window (a 429 met by the create) defers at once.
+            task = poll(max(0.0, min(wait.turn_within(), window - wait.elapsed())))
         except RivyaError as exc:
             if not is_retryable(exc):
                 raise

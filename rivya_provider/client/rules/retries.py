@@ -39,6 +39,8 @@ def retry_options(
     if started is None:
         started = clock()
     max_attempts = call.max_attempts or policy.max_attempts
+    # A call's own budget (a /models read) shortens the policy's, never lengthens it.
+    budget = min(policy.time_budget, call.time_budget or policy.time_budget)
 
     def wait(state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
@@ -49,7 +51,7 @@ def retry_options(
     def stop(state: RetryCallState) -> bool:
         if state.attempt_number >= max_attempts:
             return True
-        return clock() - started + (state.upcoming_sleep or 0.0) > policy.time_budget
+        return clock() - started + (state.upcoming_sleep or 0.0) > budget
 
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -60,7 +62,7 @@ def retry_options(
             state.attempt_number,
             state.upcoming_sleep,
             clock() - started,
-            policy.time_budget,
+            budget,
         )
 
     return {
