@@ -82,7 +82,8 @@ emulator: $(STAMP)
 # Re-resolve the locks after changing dependencies in pyproject.toml: `lock` for the primary cell,
 # `locks` for every cell (requirements/cells/airflow-<line>.txt pins the release and its caps).
 lock: $(STAMP)
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements/lock.txt
+	$(BIN)/uv pip compile pyproject.toml requirements/production-tests.in --extra dev --python-version 3.11 \
+		-o requirements/lock.txt
 
 MATRIX_LOCKS := 3.0-3.11 3.1-3.11 3.2-3.11 3.3-3.10 3.3-3.12 3.3-3.13
 locks: lock

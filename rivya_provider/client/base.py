@@ -69,9 +69,12 @@ class ClientBase:
         self._pacer = shared_pacer(
             base_url=self.config.base_url, api_key=self.config.api_key, rate=requests_per_second
         )
-        # The requests of one process to one account slow down together after a 429: the
-        # triggerer's waits, and a worker task's create and polls (governor.py).
-        self._governor = shared_governor(base_url=self.config.base_url, api_key=api_key)
+        # The requests of one machine to one account slow down together after a 429: a worker's
+        # tasks, each in a process of its own, and a triggerer's waits (governor.py). A client
+        # given its own clock keeps its governor in this process, on that clock.
+        self._governor = shared_governor(
+            base_url=self.config.base_url, api_key=api_key, machine_wide=clock is None
+        )
         self._build_request = requests.RequestBuilder(self.config)
         self._catalog = CatalogReader(self.config.base_url)
         self._urls = safety.UrlPolicy.of(self.config.base_url, self.config.allowed_hosts)

@@ -36,7 +36,7 @@ _LOCK_POLL_SECONDS = 0.05
 STALE_AFTER_SECONDS = 7 * 24 * 3600.0
 #: Names of the files this package shares (and their temporary copies): the only ones pruned,
 #: whatever else a user's ``RIVYA_CACHE_DIR`` holds.
-OWN_PREFIXES = ("models-", "durations-", "pace-", ".models-", ".durations-")
+OWN_PREFIXES = ("models-", "durations-", "pace-", "throttle-", ".models-", ".durations-")
 _pruned: set[Path] = set()
 
 

@@ -1,5 +1,8 @@
 """A real Airflow 3 deployment for end-to-end tests: SQLite, LocalExecutor, four processes.
 
+(``tests/e2e/production.py`` turns it into PostgreSQL, Celery and several workers and triggerers
+through ``extra_env``, ``commands`` and ``component_env``.)
+
 :func:`run_airflow` migrates a fresh metadata DB in its own ``AIRFLOW_HOME``, starts
 ``api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` (each in its own session, so
 their worker children are stopped with them), waits until the API reports all of them healthy,
@@ -42,6 +45,12 @@ HEALTH_PART_OF = {
     "triggerer": "triggerer",
     "dag-processor": "dag_processor",
 }
+
+
+def kind_of(name: str) -> str:
+    """A component's kind: ``triggerer-2`` is a ``triggerer``."""
+    base, _, number = name.rpartition("-")
+    return base if base and number.isdigit() else name
 
 
 class AirflowNotReadyError(RuntimeError):
@@ -118,6 +127,10 @@ class AirflowDeployment:
     api: httpx.Client
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     components: tuple[str, ...] = tuple(COMPONENTS)
+    #: CLI arguments of components that are not in :data:`COMPONENTS` (or differ).
+    commands: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Environment of one component on top of the deployment's (a worker's own HOME...).
+    component_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def api_url(self) -> str:
@@ -159,10 +172,11 @@ class AirflowDeployment:
 
     def start_component(self, name: str) -> None:
         """Start one component in its own session; its output is appended to ``<name>.out``."""
+        command = self.commands.get(name) or COMPONENTS[kind_of(name)]
         with self.output_of(name).open("ab") as out:
             self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "airflow", *COMPONENTS[name]],
-                env=self.env,
+                [sys.executable, "-m", "airflow", *command],
+                env={**self.env, **self.component_env.get(name, {})},
                 cwd=self.root,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -215,7 +229,11 @@ class AirflowDeployment:
             health: dict[str, Any] = response.json()
             wanted = [
                 "metadatabase",
-                *(HEALTH_PART_OF[c] for c in self.components if c in HEALTH_PART_OF),
+                *{
+                    HEALTH_PART_OF[kind_of(c)]
+                    for c in self.components
+                    if kind_of(c) in HEALTH_PART_OF
+                },
             ]
             parts = [health.get(part) or {} for part in wanted]
             return health if all(p.get("status") == "healthy" for p in parts) else None
@@ -257,6 +275,8 @@ def run_airflow(
     dags_folder: Path,
     extra_env: Mapping[str, str] | None = None,
     components: Sequence[str] = tuple(COMPONENTS),
+    commands: Mapping[str, tuple[str, ...]] | None = None,
+    component_env: Mapping[str, dict[str, str]] | None = None,
 ) -> Iterator[AirflowDeployment]:
     """Migrate a fresh DB under ``root/airflow-home``, start the components, yield when healthy.
 
@@ -264,13 +284,21 @@ def run_airflow(
     :param dags_folder: the DAG files to serve.
     :param extra_env: more environment for every process (connections, DAG settings...).
     :param components: the components to start (all by default; the UI alone needs the API server).
+    :param commands: CLI arguments of components beyond :data:`COMPONENTS` (``worker-1``...).
+    :param component_env: more environment for one component.
     """
     home = root / "airflow-home"
     home.mkdir(parents=True)
     env = airflow_env(home=home, dags_folder=dags_folder, extra=extra_env or {})
     with httpx.Client(base_url=f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}", timeout=30) as api:
         deployment = AirflowDeployment(
-            root=root, home=home, env=env, api=api, components=tuple(components)
+            root=root,
+            home=home,
+            env=env,
+            api=api,
+            components=tuple(components),
+            commands=dict(commands or {}),
+            component_env=dict(component_env or {}),
         )
         try:
             deployment.cli("db", "migrate")

@@ -4,16 +4,18 @@
 response by route and status, every create by its Idempotency-Key and every poll by its task
 id, so a test can say which requests got the 429s and 5xx (the emulator's own counters only
 count routes and statuses apart). :class:`Scenario` triggers a DAG run on a running
-:class:`AirflowDeployment` and reads back its task instances, manifests and timings.
+:class:`AirflowDeployment` and reads back its task instances, manifests and timings;
+:func:`report` prints what a scenario cost.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +29,7 @@ from rivya_provider.emulator import RunningEmulator
 from rivya_provider.emulator.app import backend_of, create_app
 from rivya_provider.emulator.config import EmulatorConfig
 from rivya_provider.emulator.server import LOOPBACK, base_url_of, bind_socket
+from rivya_provider.emulator.state import DEFAULT_ACCOUNT
 from tests.e2e.airflow_processes import AirflowDeployment, AirflowNotReadyError
 
 CREATE = "POST /api/v1/generations"
@@ -40,6 +43,15 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+#: Settings that make crash recovery happen within a test's time.
+RECOVERY_ENV = {
+    # A killed triggerer's triggers move to a live one after this long without a heartbeat.
+    "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
+    "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",
+}
 
 
 def route_of(method: str, path: str) -> str | None:
@@ -333,6 +345,43 @@ class Scenario:
 
     def explain(self) -> str:
         return f"run {self.dag_run}\nsightings {dict(self.sightings)}"
+
+
+# -- what a scenario cost ------------------------------------------------------------------------
+
+
+def report(name: str, scenario: Scenario, emulator: RunningEmulator, traffic: Traffic) -> None:
+    counters = emulator.counters()
+    generations = max(1, counters["tasks_created"])
+    summary = {
+        "wall_seconds": round(scenario.wall_seconds, 1),
+        "tasks_created": counters["tasks_created"],
+        "credits_charged": counters["credits_charged"],
+        "idempotent_replays": counters["idempotent_replays"],
+        "responses": counters["responses"],
+        "api_requests_per_generation": round(traffic.requests() / generations, 1),
+        "429_per_generation": round(traffic.status_count("429") / generations, 2),
+        "by_route": traffic.table(),
+        "most_429_on_one_create_key": _most(traffic.creates_by_key),
+        "most_429_on_one_generation_polls": _most(traffic.polls_by_task),
+        "tries": sorted(ti["try_number"] for ti in scenario.task_instances),
+    }
+    sys.stdout.write(f"\n[{name}] {json.dumps(summary, sort_keys=True)}\n")
+
+
+def _most(statuses: Mapping[str, Counter[str]]) -> int:
+    return max((counts["429"] for counts in statuses.values()), default=0)
+
+
+def paid_generations(emulator: RunningEmulator, traffic: Traffic) -> dict[str, int]:
+    """Charged credits by generation id, for every generation a create answered."""
+    charged = {}
+    for task_id in sorted(traffic.created_ids):
+        task = emulator.state.get_task(account=DEFAULT_ACCOUNT, task_id=task_id)
+        assert task is not None, task_id
+        if task.final_credits:
+            charged[task_id] = task.final_credits
+    return charged
 
 
 # -- processes -----------------------------------------------------------------------------------

@@ -7,8 +7,10 @@ before each scenario:
 a. the storm: 20 mapped deferrable generations while half of all API requests answer 500 and
    the API allows 2 requests/s: every task succeeds on its first or second try, 20 generations
    are created and each paid one belongs to a successful task instance;
-b. the worker running a task is SIGKILLed while its create is held for 15 s: the retry waits
-   the in-flight conflicts out, gets the first create replayed and succeeds on one charge;
+b. (``slow_e2e``; ``make test`` kills a Celery worker holding several such creates in
+   ``tests/e2e/test_production.py``) the worker running a task is SIGKILLed while its create is
+   held for 15 s: the retry waits the in-flight conflicts out, gets the first create replayed
+   and succeeds on one charge;
 c. (``slow_e2e``) the triggerer is SIGKILLed while it waits for a generation and started again:
    the new one picks the trigger up and the same try succeeds;
 d. (``slow_e2e``) the scheduler is SIGKILLed while a task is deferred and started again: the
@@ -19,27 +21,26 @@ Each scenario prints its wall time and the emulator's counters.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sys
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rivya_provider.emulator import RunningEmulator
-from rivya_provider.emulator.state import DEFAULT_ACCOUNT
 from tests.e2e.airflow_processes import AirflowDeployment, run_airflow
 from tests.e2e.resilience import (
     CREATE,
     MODELS,
     POLL,
+    RECOVERY_ENV,
     Scenario,
     Traffic,
     counted_emulator,
+    paid_generations,
+    report,
     task_pid,
     unpause,
 )
@@ -56,13 +57,6 @@ START_CREDITS = 100_000
 RUN_TIMEOUT = 300.0
 #: The storm's goal for the API's answers: at most this many 429s per generation.
 GOAL_429_PER_GENERATION = 2
-#: Settings that make crash recovery happen within a test's time.
-RECOVERY_ENV = {
-    # A killed triggerer's triggers move to a live one after this long without a heartbeat.
-    "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
-    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
-    "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",
-}
 
 
 @pytest.fixture(scope="module")
@@ -93,40 +87,6 @@ def fresh(counted: tuple[RunningEmulator, Traffic]) -> tuple[RunningEmulator, Tr
     emulator.reset()
     traffic.reset()
     return emulator, traffic
-
-
-def report(name: str, scenario: Scenario, emulator: RunningEmulator, traffic: Traffic) -> None:
-    counters = emulator.counters()
-    generations = max(1, counters["tasks_created"])
-    summary = {
-        "wall_seconds": round(scenario.wall_seconds, 1),
-        "tasks_created": counters["tasks_created"],
-        "credits_charged": counters["credits_charged"],
-        "idempotent_replays": counters["idempotent_replays"],
-        "responses": counters["responses"],
-        "api_requests_per_generation": round(traffic.requests() / generations, 1),
-        "429_per_generation": round(traffic.status_count("429") / generations, 2),
-        "by_route": traffic.table(),
-        "most_429_on_one_create_key": _most(traffic.creates_by_key),
-        "most_429_on_one_generation_polls": _most(traffic.polls_by_task),
-        "tries": sorted(ti["try_number"] for ti in scenario.task_instances),
-    }
-    sys.stdout.write(f"\n[{name}] {json.dumps(summary, sort_keys=True)}\n")
-
-
-def _most(statuses: Mapping[str, Counter[str]]) -> int:
-    return max((counts["429"] for counts in statuses.values()), default=0)
-
-
-def paid_generations(emulator: RunningEmulator, traffic: Traffic) -> dict[str, int]:
-    """Charged credits by generation id, for every generation a create answered."""
-    charged = {}
-    for task_id in sorted(traffic.created_ids):
-        task = emulator.state.get_task(account=DEFAULT_ACCOUNT, task_id=task_id)
-        assert task is not None, task_id
-        if task.final_credits:
-            charged[task_id] = task.final_credits
-    return charged
 
 
 # -- a. the storm --------------------------------------------------------------------------------
@@ -231,6 +191,7 @@ def test_storm_stays_within_the_429_goal(storm: tuple[Scenario, dict[str, object
 # -- b. the worker killed during a held create ---------------------------------------------------
 
 
+@pytest.mark.slow_e2e  # `make test` runs it 20-wide on Celery: tests/e2e/test_production.py
 def test_worker_killed_during_a_held_create_reattaches_on_retry(
     deployment: AirflowDeployment,
     fresh: tuple[RunningEmulator, Traffic],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from rivya_provider.client import (
     ServerError,
     ServiceUnavailableError,
 )
-from rivya_provider.client.flow.governor import ThrottleGovernor, shared_governor
+from rivya_provider.client.flow.governor import MachineGovernor, ThrottleGovernor, shared_governor
 from rivya_provider.client.flow.pacing import Pacer, shared_pacer
 from rivya_provider.outputs import ResultCopyError, copy_results
 from tests.clients import Api, FakeClock, make_api
@@ -139,6 +141,63 @@ def test_a_governor_never_goes_below_its_floor() -> None:
     assert shared_governor(base_url=BASE_URL, api_key=API_KEY) is shared_governor(
         base_url=BASE_URL, api_key=API_KEY
     )
+
+
+def test_429s_to_requests_sent_before_a_slow_down_do_not_slow_it_down_again() -> None:
+    # Twenty requests out at once meet twenty 429s: one slow-down, not twenty halvings.
+    governor = ThrottleGovernor()
+    for tick in range(10):
+        governor.reserve(now=100.0 + tick / 10)
+    governor.throttled(now=101.0, retry_after=2.0)
+    rate = governor.rate
+    assert rate is not None
+    governor.throttled(now=101.5, retry_after=2.0)  # sent before the hold began
+    assert governor.rate == rate
+    governor.throttled(now=104.0, retry_after=2.0)  # sent after it: too fast still
+    assert governor.rate == pytest.approx(max(ThrottleGovernor.MIN_RATE, rate / 2))
+
+
+def test_the_processes_of_a_machine_share_one_governor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two worker tasks, each a process sending a request or two: the first 429 either meets holds
+    # both for its Retry-After, then paces the machine at one request per Retry-After.
+    path = tmp_path / "throttle-shared"
+    one, other = MachineGovernor(path), MachineGovernor(path)
+    assert one.reserve(now=0.0) == 0.0
+    assert not path.exists() or path.stat().st_size == 0  # nothing limited: nothing written
+    one.throttled(now=0.0, retry_after=2.0)
+    first = other.reserve(now=0.0)
+    second = other.reserve(now=0.0)
+    assert 1.0 < first <= 2.0
+    assert second - first == pytest.approx(2.0, abs=0.2)  # 0.5 requests per second
+    assert other.rate == pytest.approx(0.5)
+    assert API_KEY not in path.name
+    assert API_KEY.encode() not in path.read_bytes()
+    # A later process sees the pace the machine is at, and its answers raise it for everyone.
+    later = MachineGovernor(path)
+    clock = [time.time() + 3.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    later.answered(now=0.0)
+    clock[0] += 10.0
+    later.answered(now=0.0)
+    one.reserve(now=0.0)
+    # 11 s of growth: 1 s after the hold ended, then 10 s more.
+    assert one.rate == pytest.approx(0.5 + 11 * ThrottleGovernor.INCREASE, abs=0.05)
+
+
+def test_a_machine_governor_ignores_a_file_from_a_clock_that_jumped(tmp_path: Path) -> None:
+    path = tmp_path / "throttle-jumped"
+    path.write_bytes(struct.pack("3d", time.time() + 10 * 86_400, 0.5, 0.0))
+    assert MachineGovernor(path).reserve(now=0.0) < 1.0
+
+
+def test_a_client_with_its_own_clock_keeps_its_governor_in_its_process() -> None:
+    shared = shared_governor(base_url=BASE_URL, api_key=API_KEY)
+    own = shared_governor(base_url=BASE_URL, api_key=API_KEY, machine_wide=False)
+    assert isinstance(shared, MachineGovernor)  # the tests' RIVYA_CACHE_DIR is a fresh folder
+    assert type(own) is ThrottleGovernor
+    assert shared_governor(base_url=BASE_URL, api_key=API_KEY) is shared
 
 
 async def test_triggers_sharing_a_client_slow_down_together_after_a_429() -> None:
