@@ -6,6 +6,7 @@ Only this module touches Airflow's metadata database; the pages get plain datacl
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from typing import Any
 
 from rivya_provider.manifest import GenerationManifest, ResultFile
 from rivya_provider.outputs import result_name
+
+log = logging.getLogger(__name__)
 
 #: The XCom key of a task's return value, where the generate operator leaves its manifest.
 RETURN_VALUE_KEY = "return_value"
@@ -78,12 +81,31 @@ def local_file(result: ResultFile) -> Path | None:
     return Path(path) if Path(path).is_absolute() else None
 
 
-def read_result(manifest: GenerationManifest, *, file_index: int) -> bytes | None:
-    """Return the bytes of a manifest's local image copy, or ``None`` when it may not be served.
+def stored_copy(result: ResultFile) -> Any:
+    """Return where a copied result can be read: a local :class:`~pathlib.Path`, an
+    ``ObjectStoragePath`` (``s3://conn_id@bucket/key``..., read through the connection it
+    names), or ``None`` (a relative path, or no copy).
 
-    Served only when the file still is what the generate operator wrote: at the local path the
-    manifest lists, under the name the operator gives that result, an image type, and the
-    recorded size and SHA-256. A crafted return value cannot point the view at another file.
+    :param result: a file entry of a manifest.
+    """
+    local = local_file(result)
+    if local is not None or not is_remote(result):
+        return local
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    try:
+        return ObjectStoragePath(result.path)
+    except Exception:  # a store nothing here can open is one the view cannot serve
+        return None
+
+
+def read_result(manifest: GenerationManifest, *, file_index: int) -> bytes | None:
+    """Return the bytes of a manifest's image copy, or ``None`` when it may not be served.
+
+    Served only when the file still is what the generate operator wrote: at the local path or
+    object-store path the manifest lists, under the name the operator gives that result, an image
+    type, and the recorded size and SHA-256 (no more than the recorded size is read). A crafted
+    return value cannot point the view at another file.
 
     :param manifest: a generation's manifest.
     :param file_index: the position of the file in ``manifest.files``.
@@ -91,19 +113,32 @@ def read_result(manifest: GenerationManifest, *, file_index: int) -> bytes | Non
     if not 0 <= file_index < len(manifest.files):
         return None
     result = manifest.files[file_index]
-    path = local_file(result)
-    if path is None or result.content_type not in SERVED_TYPES:
+    if result.content_type not in SERVED_TYPES:
         return None
+    copy = stored_copy(result)
     expected = result_name(manifest.generation_id, file_index, result.url, result.content_type)
-    if path.name != expected:
+    if copy is None or copy.name != expected:
         return None
     try:
-        if not path.is_file() or path.stat().st_size != result.size_bytes:
-            return None
-        data = path.read_bytes()
-    except OSError:
+        with copy.open("rb") as handle:
+            data: bytes = handle.read(result.size_bytes + 1)
+    except Exception as exc:  # any store's failure to read means "not served"
+        log.warning("Rivya view: %s not read: %s", copy.name, type(exc).__name__)
+        return None
+    if len(data) != result.size_bytes:
         return None
     return data if hashlib.sha256(data).hexdigest() == result.sha256 else None
+
+
+def is_remote(result: ResultFile) -> bool:
+    """Whether a result was copied to an object store (``s3://``...; not ``file://``)."""
+    scheme, found, _ = result.path.partition("://")
+    return bool(found) and scheme.lower() not in ("file", "local")
+
+
+def is_stored(result: ResultFile) -> bool:
+    """Whether a result was copied somewhere the view can read it (a local folder or a store)."""
+    return local_file(result) is not None or is_remote(result)
 
 
 def run_generations(*, dag_id: str, run_id: str) -> list[Generation]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote
 
-from rivya_provider.ui.data import DagSpend, Generation, local_file
+from rivya_provider.ui.data import DagSpend, Generation, is_stored
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:16px;color:#1a202c;background:#fff}
@@ -66,7 +66,7 @@ def _thumbnail(generation: Generation, *, run_id: str) -> str:
     manifest = generation.manifest
     src = None
     for position, result in enumerate(manifest.files):
-        if local_file(result) is not None:
+        if is_stored(result):
             src = file_url(run_id=run_id, index=generation.index, file_index=position)
             break
     src = src or _http_url(manifest.primary_url)

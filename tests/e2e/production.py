@@ -18,6 +18,9 @@ from tests.e2e import services
 from tests.e2e.airflow_processes import COMPONENTS, AirflowDeployment, run_airflow
 
 WORKERS = ("worker-1", "worker-2")
+#: Queues each worker serves besides ``default``: the object-storage DAG makes its images on the
+#: first and reads them back on the second.
+QUEUES = {"worker-1": "makers", "worker-2": "readers"}
 TRIGGERERS = ("triggerer-1", "triggerer-2")
 PRODUCTION_COMPONENTS = ("api-server", "scheduler", "dag-processor", *TRIGGERERS, *WORKERS)
 #: Task slots per worker: most tasks defer within seconds, so few slots carry a wide fan-out.
@@ -50,6 +53,8 @@ def worker_command(name: str) -> tuple[str, ...]:
         f"{name}@%h",
         "--concurrency",
         str(WORKER_CONCURRENCY),
+        "--queues",
+        f"default,{QUEUES[name]}",
         "--skip-serve-logs",
         "--without-gossip",
         "--without-mingle",

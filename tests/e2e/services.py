@@ -1,13 +1,15 @@
-"""Throwaway PostgreSQL and Redis servers on 127.0.0.1, from Debian's packages.
+"""Throwaway PostgreSQL and Redis servers on 127.0.0.1, from Debian's packages, and an S3 API.
 
 ``.ci/run`` installs the packages (``postgresql``, ``redis-server``); each server runs in a folder
-of its own for one test module and is stopped, and its folder removed, when the block ends.
+of its own for one test module and is stopped, and its folder removed, when the block ends. The
+S3 API is moto's server (from PyPI), in this process.
 PostgreSQL's ``initdb`` refuses to run as root: as root, the server runs as the ``postgres`` user
 the Debian package creates.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -17,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.e2e.airflow_processes import free_port
 
@@ -131,3 +134,44 @@ def _wait_for_pong(port: int, server: subprocess.Popen[bytes]) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("redis-server did not answer PING within 30 s")
         time.sleep(0.1)
+
+
+#: The credentials moto accepts (any would do): not a secret.
+S3_LOGIN = {"login": "testing", "password": "testing"}
+
+
+@contextmanager
+def s3() -> Iterator[str]:
+    """Serve an S3 API (moto's server) on 127.0.0.1; yield its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
+    port = free_port()
+    server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        server.stop()
+
+
+def aws_connection(endpoint: str) -> dict[str, object]:
+    """An Airflow ``aws`` connection to the S3 API at ``endpoint``."""
+    return {
+        "conn_type": "aws",
+        **S3_LOGIN,
+        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+    }
+
+
+def s3_client(endpoint: str) -> Any:
+    """A boto3 S3 client of the S3 API at ``endpoint``."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=S3_LOGIN["login"],
+        aws_secret_access_key=S3_LOGIN["password"],
+    )

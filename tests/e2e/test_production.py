@@ -11,7 +11,11 @@ c. the triggerer holding every trigger is SIGKILLed: the other one adopts them a
 d. a worker is SIGKILLed while its creates are held by Rivya: its task instances are failed by
    their heartbeat timeout, retried, and get their generations back by replay;
 e. the storm (half of all API requests answer 500, 2 requests/s allowed): at most 2 429s per
-   generation.
+   generation;
+f. results on an object store (moto's S3 API): 20 generations made on the first worker copy
+   their images to a bucket, and a downstream task on the second worker reads every file the
+   manifests list (size and SHA-256 checked); the Rivya view shows and serves them from the
+   bucket; lineage names the ``s3://`` datasets.
 
 Each asserts one generation per task instance, credits equal to what the manifests say, and
 origin labels that are true (``replayed`` exactly as often as the emulator replayed a create).
@@ -20,6 +24,8 @@ Each prints its wall time and the emulator's counters.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,6 +35,7 @@ from typing import Any
 import pytest
 
 from rivya_provider.emulator import RunningEmulator
+from rivya_provider.lineage import path_dataset
 from tests.e2e import services
 from tests.e2e.airflow_processes import AirflowDeployment
 from tests.e2e.production import TRIGGERERS, WORKERS, run_production, workloads_received
@@ -54,6 +61,8 @@ pytestmark = [
 
 DAGS = Path(__file__).resolve().parent / "dags"
 DAG = "rivya_storm"
+OBJECT_STORE_DAG = "rivya_object_store"
+BUCKET = "results"
 SIZE = 20
 #: Bounds on hangs, not assertions on speed.
 RUN_TIMEOUT = 300.0
@@ -67,14 +76,28 @@ def counted() -> Iterator[tuple[RunningEmulator, Traffic]]:
 
 
 @pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    with services.s3() as endpoint:
+        services.s3_client(endpoint).create_bucket(Bucket=BUCKET)
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
 def deployment(
-    counted: tuple[RunningEmulator, Traffic], tmp_path_factory: pytest.TempPathFactory
+    counted: tuple[RunningEmulator, Traffic],
+    s3_endpoint: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[AirflowDeployment]:
     emulator, _ = counted
-    env = {"AIRFLOW_CONN_RIVYA_DEFAULT": connection_json(emulator), **RECOVERY_ENV}
+    env = {
+        "AIRFLOW_CONN_RIVYA_DEFAULT": connection_json(emulator),
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(services.aws_connection(s3_endpoint)),
+        **RECOVERY_ENV,
+    }
     root = tmp_path_factory.mktemp("production")
     with run_production(root, dags_folder=DAGS, extra_env=env) as running:
         unpause(running, DAG)
+        unpause(running, OBJECT_STORE_DAG)
         yield running
 
 
@@ -313,3 +336,56 @@ def test_storm_stays_within_the_429_goal_and_pays_once(
     assert traffic.status_count("429") > 0, traffic.table()
     rate = traffic.status_count("429") / SIZE
     assert rate <= GOAL_429_PER_GENERATION, f"{rate:.2f} 429s per generation: {traffic.table()}"
+
+
+# -- f. results on an object store ---------------------------------------------------------------
+
+
+def test_results_on_an_object_store_are_read_by_a_task_on_the_other_worker(
+    deployment: AirflowDeployment,
+    counted: tuple[RunningEmulator, Traffic],
+    s3_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    emulator, traffic = fresh(counted)
+    scenario = Scenario(
+        deployment=deployment, dag_id=OBJECT_STORE_DAG, run_id="object_store", output_dir=tmp_path
+    )
+    scenario.trigger()
+    scenario.wait(timeout=RUN_TIMEOUT)
+    report("production object store", scenario, emulator, traffic)
+    assert scenario.dag_run["state"] == "success", scenario.explain()
+    made = [ti for ti in scenario.task_instances if ti["task_id"] == "generate"]
+    (reader,) = [ti for ti in scenario.task_instances if ti["task_id"] == "read_back"]
+    assert len(made) == SIZE, scenario.explain()
+    assert emulator.counters()["tasks_created"] == SIZE
+    prefix = f"s3://aws_default@{BUCKET}/object_store/"
+    listed = [m["files"][0] for m in (scenario.manifest(ti) or {"files": [{}]} for ti in made)]
+    assert all(str(entry.get("path", "")).startswith(prefix) for entry in listed), listed
+    # The downstream task ran on the other "machine" and found every file, byte for byte.
+    read = scenario.manifest(reader)
+    assert read is not None
+    assert read["listed"] == SIZE, read
+    assert read["matching"] == SIZE, read
+    assert read["home"].endswith(f"machines/{WORKERS[1]}"), read
+    # The objects are in the bucket (read from here, outside Airflow), and lineage names them.
+    keys = _bucket_keys(s3_endpoint, "object_store/")
+    assert {entry["path"].removeprefix(f"s3://aws_default@{BUCKET}/") for entry in listed} <= keys
+    for entry in listed:
+        dataset = path_dataset(entry["path"])
+        assert dataset.namespace == f"s3://{BUCKET}", dataset
+        assert dataset.name.startswith("object_store/"), dataset
+    # The Rivya view shows the copies and serves them from the bucket, through the API server.
+    view = f"/rivya/runs/{OBJECT_STORE_DAG}/object_store"
+    page = check(deployment.api.get(view)).text
+    assert page.count('src="./object_store/files/') == SIZE, page[:2000]
+    by_sha = {entry["sha256"] for entry in listed}
+    for index in range(SIZE):
+        image = check(deployment.api.get(f"{view}/files/{index}/0"))
+        assert image.headers["content-type"] == "image/png"
+        assert hashlib.sha256(image.content).hexdigest() in by_sha
+
+
+def _bucket_keys(endpoint: str, prefix: str) -> set[str]:
+    answer = services.s3_client(endpoint).list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    return {item["Key"] for item in answer.get("Contents", [])}

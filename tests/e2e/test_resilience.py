@@ -169,9 +169,11 @@ def test_storm_reads_the_catalogue_once_for_all_its_tasks(
     storm: tuple[Scenario, dict[str, object]],
 ) -> None:
     # Twenty task processes start together: one reads /models, the others wait for its copy. A
-    # second read is allowed for a read that failed (its fallback is shared for a minute only).
+    # second read is allowed for a read that failed (its fallback is shared for a minute only);
+    # a read retries a 429 or 5xx for up to 10 s, so one read may take a few requests.
     traffic = storm_traffic(storm)
-    assert 1 <= traffic.requests(MODELS) <= 2, traffic.table()
+    assert 1 <= traffic.status_count("200", MODELS) <= 2, traffic.table()
+    assert traffic.requests(MODELS) <= 8, traffic.table()  # one read per task would be 20
 
 
 def test_storm_stays_within_the_429_goal(storm: tuple[Scenario, dict[str, object]]) -> None:

@@ -188,6 +188,21 @@ def test_a_listed_unchanged_copy_is_read(tmp_path: Path) -> None:
     assert read_result(parsed, file_index=-1) is None
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "s3://aws_default@results/run/other.png",  # not the name the operator gives it
+        "nosuchstore://results/run/task_1-0.png",  # a store nothing here can open
+    ],
+)
+def test_an_object_store_copy_that_cannot_be_the_operators_is_not_read(path: str) -> None:
+    # Reading one for real: tests/e2e/test_production.py, against an S3 API.
+    url = "https://cdn.example/fox.png"
+    entry = {"path": path, "url": url, "size_bytes": 3, "content_type": "image/png"}
+    parsed = one(manifest(files=[{**entry, "sha256": "0" * 64}])).manifest
+    assert read_result(parsed, file_index=0) is None
+
+
 def test_a_changed_copy_is_not_read(tmp_path: Path) -> None:
     parsed = one(copied(tmp_path)).manifest
     Path(parsed.files[0].path).write_bytes(b"\x89PNG evil")  # same size, other bytes
