@@ -186,10 +186,30 @@ def test_the_processes_of_a_machine_share_one_governor(
     assert one.rate == pytest.approx(0.5 + 11 * ThrottleGovernor.INCREASE, abs=0.05)
 
 
-def test_a_machine_governor_ignores_a_file_from_a_clock_that_jumped(tmp_path: Path) -> None:
-    path = tmp_path / "throttle-jumped"
-    path.write_bytes(struct.pack("3d", time.time() + 10 * 86_400, 0.5, 0.0))
+@pytest.mark.parametrize(
+    "saved",
+    [
+        pytest.param((10 * 86_400, 0.5, 0.0), id="a-clock-that-jumped"),
+        pytest.param((float("nan"), 0.5, 0.0), id="nan"),
+        pytest.param((0.0, -3.0, 0.0), id="negative-rate"),
+    ],
+)
+def test_a_machine_governor_ignores_a_file_it_cannot_have_written(
+    tmp_path: Path, saved: tuple[float, float, float]
+) -> None:
+    path = tmp_path / "throttle-odd"
+    slot, rate, raised = saved
+    path.write_bytes(struct.pack("3d", time.time() + slot, rate, raised))
     assert MachineGovernor(path).reserve(now=0.0) < 1.0
+
+
+def test_a_machine_governor_reads_a_rate_with_no_slot_yet(tmp_path: Path) -> None:
+    path = tmp_path / "throttle-no-slot"
+    path.write_bytes(struct.pack("3d", float("-inf"), 0.5, 0.0))
+    governor = MachineGovernor(path)
+    first, second = governor.reserve(now=0.0), governor.reserve(now=0.0)
+    assert first == 0.0
+    assert second == pytest.approx(2.0, abs=0.2)  # paced at the file's 0.5 requests per second
 
 
 def test_a_client_with_its_own_clock_keeps_its_governor_in_its_process() -> None:

@@ -201,7 +201,13 @@ class MachineGovernor(ThrottleGovernor):
             saved = os.pread(handle, self._LAYOUT.size, 0)
             if len(saved) == self._LAYOUT.size:
                 next_slot, rate, raised = self._LAYOUT.unpack(saved)
-                if math.isfinite(next_slot) and next_slot - wall <= self.MAX_AHEAD_SECONDS:
+                # -inf is "no slot yet"; NaN, a negative rate or a slot far ahead are not ours.
+                sane = not math.isnan(raised) and math.isfinite(rate) and rate >= 0
+                if (
+                    sane
+                    and not math.isnan(next_slot)
+                    and next_slot - wall <= self.MAX_AHEAD_SECONDS
+                ):
                     self._next, self._raised = next_slot, raised
                     self.rate = rate if rate > 0 else None
             yield
