@@ -1,14 +1,16 @@
 """Where downloaded result bytes go: a temporary file renamed into place, or a caller's stream.
 
 A path destination is written to a hidden ``.part`` file beside it and renamed only once complete,
-so readers never see half an image and a failed download leaves nothing behind.
+so readers never see half an image and a failed download leaves nothing behind. The file gets the
+mode any new file of the process gets (``0o666`` less the umask: ``0o644`` by default), so a web
+server or another user's process can read the images a DAG produced.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -32,6 +34,19 @@ class DownloadedFile:
     sha256: str
 
 
+def _new_part_file(final: Path) -> tuple[int, Path]:
+    """Create a new hidden ``.part`` file beside ``final``; return its descriptor and path.
+
+    Not ``tempfile.mkstemp``: it makes files ``0o600`` whatever the umask.
+    """
+    while True:
+        temp = final.parent / f".{final.name}.{secrets.token_hex(6)}.part"
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temp
+        except FileExistsError:
+            continue
+
+
 class DownloadSink:
     """Receives one attempt's bytes, enforcing the size cap; commit or abort exactly once."""
 
@@ -44,10 +59,8 @@ class DownloadSink:
         if isinstance(destination, str | os.PathLike):
             self._final = Path(destination)
             self._final.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(
-                dir=self._final.parent, prefix=f".{self._final.name}.", suffix=".part"
-            )
-            self._temp: Path | None = Path(temp)
+            self._temp: Path | None
+            fd, self._temp = _new_part_file(self._final)
             self._out: BinaryIO = os.fdopen(fd, "wb")
         else:
             self._temp = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 from pathlib import Path
 
@@ -200,6 +201,24 @@ async def test_download_writes_atomically_without_the_key(
     ]
     assert all("authorization" not in r.headers for r in script.requests)
     assert sorted(p.name for p in target.parent.iterdir()) == ["result.png"]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+async def test_a_downloaded_file_follows_the_umask(
+    api: Api, script: Script, tmp_path: Path, umask: int, mode: int
+) -> None:
+    # A web server or another user's process must be able to read the images a DAG produced
+    # (they were 0o600 whatever the umask).
+    script.answers = [
+        httpx.Response(200, content=b"\x89PNG", headers={"Content-Type": "image/png"})
+    ]
+    target = tmp_path / "result.png"
+    before = os.umask(umask)
+    try:
+        await api("download", "https://cdn.test/r/0.png", target)
+    finally:
+        os.umask(before)
+    assert target.stat().st_mode & 0o777 == mode
 
 
 async def test_download_past_the_cap_leaves_nothing_behind(
