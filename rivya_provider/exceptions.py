@@ -85,8 +85,11 @@ class RivyaStorageError(RivyaError):
     """
 
 
-def permanent_failure(error: RivyaError) -> RivyaPermanentError | None:
-    """Return the fail-fast twin of ``error``, or ``None`` when retrying could help."""
+def permanent_failure(error: RivyaError, conn_id: str | None = None) -> RivyaPermanentError | None:
+    """Return the fail-fast twin of ``error``, or ``None`` when retrying could help.
+
+    :param conn_id: the Airflow connection the request used: a refused key names it.
+    """
     code = getattr(error, "code", None)
     request_id = getattr(error, "request_id", None)
     if isinstance(error, RivyaPermanentError):
@@ -94,7 +97,7 @@ def permanent_failure(error: RivyaError) -> RivyaPermanentError | None:
     if isinstance(error, InvalidInputError):
         return RivyaInputError(str(error), code, request_id)
     if isinstance(error, AuthenticationError | PermissionDeniedError):
-        return RivyaAuthError(str(error), code, request_id)
+        return RivyaAuthError(_naming_the_key(error, conn_id), code, request_id)
     if isinstance(error, IdempotencyConflictError):
         # The create already waited the conflict out. Only a conflict Rivya marked as in flight
         # (Retry-After) is worth another try; for the others the message names the key and says
@@ -112,6 +115,22 @@ def permanent_failure(error: RivyaError) -> RivyaPermanentError | None:
     return None
 
 
+def _naming_the_key(error: RivyaAPIError, conn_id: str | None) -> str:
+    """The refusal, and where the key it refused lives (never the key itself)."""
+    if conn_id is None:
+        return str(error)
+    if isinstance(error, PermissionDeniedError):
+        return (
+            f"{error}. The API key in the password of the Airflow connection {conn_id!r} may "
+            "not do this: give it the scope, or use a key that has it"
+        )
+    return (
+        f"{error}. Rivya refused the API key in the password of the Airflow connection "
+        f"{conn_id!r}: set that password to a valid key (Admin > Connections, or the secrets "
+        "backend or AIRFLOW_CONN_ variable that holds the connection)"
+    )
+
+
 def _is_permanent_4xx(error: RivyaAPIError) -> bool:
     # Insufficient credits can be fixed by topping the wallet up, so Airflow may retry it.
     return (
@@ -122,12 +141,15 @@ def _is_permanent_4xx(error: RivyaAPIError) -> bool:
 
 
 @contextmanager
-def failing_fast() -> Iterator[None]:
-    """Turn permanent Rivya errors into fail-fast Airflow failures, and ``OSError`` into ours."""
+def failing_fast(conn_id: str | None = None) -> Iterator[None]:
+    """Turn permanent Rivya errors into fail-fast Airflow failures, and ``OSError`` into ours.
+
+    :param conn_id: the Airflow connection the requests use: a refused key names it.
+    """
     try:
         yield
     except RivyaError as exc:
-        failure = permanent_failure(exc)
+        failure = permanent_failure(exc, conn_id)
         if failure is None:
             raise
         raise failure from exc

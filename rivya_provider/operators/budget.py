@@ -103,7 +103,7 @@ class RivyaCreditBudgetOperator(BaseOperator):
         return RivyaHook(rivya_conn_id=self.rivya_conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        with failing_fast():
+        with failing_fast(self.rivya_conn_id):
             try:
                 return self._execute()
             finally:

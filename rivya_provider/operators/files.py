@@ -66,7 +66,7 @@ class RivyaUploadFileOperator(UploadLineage, BaseOperator):
         return RivyaHook(rivya_conn_id=self.rivya_conn_id)
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        with failing_fast():
+        with failing_fast(self.rivya_conn_id):
             sources = as_source_list(self.files)
             if not sources:
                 problem = FieldProblem("files", "is empty; give at least one path or URI")

@@ -195,7 +195,7 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
         return RivyaHook(rivya_conn_id=self.rivya_conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        with failing_fast():
+        with failing_fast(self.rivya_conn_id):
             try:
                 return self._execute(context)
             except (GenerationFailedError, GenerationTimeoutError) as exc:
@@ -378,7 +378,7 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: check its event, copy outputs, return the manifest."""
-        with failing_fast():
+        with failing_fast(self.rivya_conn_id):
             try:
                 checked = read_event(event)
                 self._remember_event(checked)

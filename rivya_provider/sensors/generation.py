@@ -62,7 +62,7 @@ class RivyaGenerationSensor(BaseSensorOperator):
         RivyaResultLink.persist(context, "")
         if not self.deferrable:
             return super().execute(context)
-        with failing_fast():
+        with failing_fast(self.rivya_conn_id):
             task = self.hook.client.get_generation(self.generation_id)
             self._link(context, task)
             if task.status.is_terminal:
@@ -81,7 +81,7 @@ class RivyaGenerationSensor(BaseSensorOperator):
 
     def poke(self, context: Any) -> PokeReturnValue | bool:
         self._check_id()
-        with failing_fast():
+        with failing_fast(self.rivya_conn_id):
             try:
                 # One request per poke: Airflow's poke_interval says when to look again.
                 task = self.hook.client.poll_generation(self.generation_id)
@@ -103,13 +103,13 @@ class RivyaGenerationSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger fired: return the manifest or raise the typed error."""
-        with failing_fast():
+        with failing_fast(self.rivya_conn_id):
             task = read_event(event).result()
             return self._finish(context, task)
 
     def _check_id(self) -> None:
         """Check the rendered generation id before any request."""
-        with failing_fast():
+        with failing_fast(self.rivya_conn_id):
             checks.raise_problems(checks.generation_id(self.generation_id), subject="inputs")
 
     def _link(self, context: Any, task: GenerationTask) -> None:

@@ -115,6 +115,8 @@ def test_a_bad_key_fails_at_once_with_the_rivya_code(
     assert failure["code"] == "api_key_invalid"
     assert failure["request_id"].startswith("req_")
     assert "rvya_sk_bad" not in failure["error"]
+    # It names the connection and the field to fix.
+    assert "password of the Airflow connection 'rivya_default'" in failure["error"]
 
 
 def test_insufficient_credits_is_its_own_retryable_failure(

@@ -235,6 +235,23 @@ def _api(error: type[Any], code: str, status: int, **extra: Any) -> Any:
 
 
 @pytest.mark.parametrize(
+    ("error", "says"),
+    [
+        (_api(AuthenticationError, "api_key_invalid", 401), "set that password to a valid key"),
+        (_api(PermissionDeniedError, "api_scope_denied", 403), "give it the scope"),
+    ],
+)
+def test_a_refused_key_names_the_connection_and_what_to_fix(error: RivyaError, says: str) -> None:
+    failure = permanent_failure(error, "rivya_marketing")
+    assert isinstance(failure, RivyaAuthError)
+    assert "password of the Airflow connection 'rivya_marketing'" in str(failure)
+    assert says in str(failure)
+    assert str(error) in str(failure)  # the Rivya code and requestId stay
+    assert permanent_failure(error) is not None
+    assert str(permanent_failure(error)) == str(error)
+
+
+@pytest.mark.parametrize(
     ("error", "twin"),
     [
         (RequestValidationError([FieldProblem("prompt", "too long")]), RivyaInputError),
