@@ -8,6 +8,7 @@ from rivya_provider.client.aio import AsyncRivyaClient
 from rivya_provider.client.catalog import (
     CATALOG,
     REFERENCE_ITEMS_PARAM,
+    ListedCatalog,
     ModelSpec,
     ParamSpec,
     pydantic_problems,
@@ -108,6 +109,7 @@ __all__ = [
     "InsufficientCreditsError",
     "InvalidInputError",
     "Limits",
+    "ListedCatalog",
     "ModelInfo",
     "ModelSpec",
     "NotFoundError",

@@ -221,8 +221,9 @@ async def test_a_key_without_the_scope_is_denied(
 async def test_server_side_validation_is_typed_and_not_retried(
     api: Api, emulator: RunningEmulator
 ) -> None:
+    unlisted = GenerationRequest(model="flux-9-ultra", prompt="x")
     with pytest.raises(ValidationFailedError) as caught:
-        await api("create_generation", GenerationRequest(model="flux-9-ultra", prompt="x"))
+        await api("create_generation", unlisted, validate=False)
     assert (caught.value.code, caught.value.status_code) == ("validation_failed", 400)
     assert "flux-9-ultra" in caught.value.message
     unchecked = GenerationRequest(model="flux-2-flex", prompt="x", params={"resolution": "4K"})
@@ -230,6 +231,18 @@ async def test_server_side_validation_is_typed_and_not_retried(
         await api("create_generation", unchecked, validate=False)
     assert requests_to(emulator, CREATE) == 2
     assert emulator.counters()["tasks_created"] == 0
+
+
+async def test_a_model_typo_is_refused_locally_once_the_catalogue_is_read(
+    api: Api, emulator: RunningEmulator
+) -> None:
+    typo = GenerationRequest(model="flux-2-flx", prompt="a red kite")
+    with pytest.raises(RequestValidationError) as caught:
+        await api("create_generation", typo)
+    assert caught.value.fields == ["model"]
+    assert "did you mean 'flux-2-flex'?" in str(caught.value)
+    assert "flux-kontext-max" in str(caught.value)  # what Rivya lists
+    assert requests_to(emulator, CREATE) == 0
 
 
 async def test_missing_and_foreign_resources_are_not_found(

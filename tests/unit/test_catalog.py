@@ -18,6 +18,8 @@ from rivya_provider.client import (
     TaskStatus,
     validate_generation,
 )
+from rivya_provider.client.catalog.live import catalog_from_models
+from rivya_provider.client.catalog.wire import ModelInfo
 
 KONTEXT = ("flux-kontext-pro", "flux-kontext-max")
 IMAGE = {"url": "https://cdn.test/a.png", "kind": "image"}
@@ -31,6 +33,18 @@ def rejected(model: str, params: dict[str, Any], prompt: str | None = "a red kit
     with pytest.raises(RequestValidationError) as caught:
         check(model, params, prompt)
     return str(caught.value)
+
+
+def test_a_model_rivyas_list_lacks_is_refused_with_the_closest_one() -> None:
+    listed = catalog_from_models([ModelInfo(id="acme-sketch", display_name="Acme Sketch")])
+    typo = GenerationRequest(model="flux-2-flx", prompt="a red kite")
+    with pytest.raises(RequestValidationError) as caught:
+        validate_generation(typo, catalog=listed)
+    assert caught.value.fields == ["model"]
+    assert "did you mean 'flux-2-flex'?" in str(caught.value)
+    assert "acme-sketch" in str(caught.value)
+    # Against the built-in catalogue (/models unread) an unknown model is Rivya's to judge.
+    assert validate_generation(typo, catalog=CATALOG) == typo
 
 
 def test_the_catalogue_holds_the_documented_models_and_credits() -> None:

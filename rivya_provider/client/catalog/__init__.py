@@ -15,6 +15,7 @@ from rivya_provider.client.catalog.specs import (
     DEFAULT_FILE_LIMITS,
     REFERENCE_ITEMS_PARAM,
     FileLimit,
+    ListedCatalog,
     ModelSpec,
     ParamSpec,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "DEFAULT_FILE_LIMITS",
     "REFERENCE_ITEMS_PARAM",
     "FileLimit",
+    "ListedCatalog",
     "ModelInfo",
     "ModelList",
     "ModelParam",

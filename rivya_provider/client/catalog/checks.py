@@ -1,7 +1,8 @@
 """The local checks made before anything is sent: bad input for a known model costs nothing.
 
-A model id that no catalogue knows is sent as-is: Rivya adds models without notice and validates
-them itself.
+A model id that Rivya's ``/models`` does not list is refused with the closest listed id; when
+only the built-in catalogue is known (``/models`` could not be read), an unknown model is sent
+as-is: Rivya adds models without notice and validates them itself.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rivya_provider.client.catalog.specs import (
     DEFAULT_FILE_LIMITS,
     REFERENCE_ITEMS_PARAM,
     FileLimit,
+    ListedCatalog,
     ModelSpec,
 )
 from rivya_provider.client.errors import FieldProblem, RequestValidationError
@@ -31,14 +33,17 @@ def validate_generation(
 ) -> GenerationRequest:
     """Check a request against the catalogue and return it with params normalised for the wire.
 
-    Every problem is reported at once. Unknown models pass through untouched.
+    Every problem is reported at once. A model ``/models`` does not list is refused; against the
+    built-in catalogue, unknown models pass through untouched.
 
     :param request: the generation request as the user gave it.
-    :param catalog: the models to check against.
+    :param catalog: the models to check against (a :class:`ListedCatalog` is Rivya's own list).
     :raises RequestValidationError: naming each bad field, its value and what is allowed.
     """
     spec = catalog.get(request.model)
     if spec is None:
+        if isinstance(catalog, ListedCatalog):
+            raise RequestValidationError([_unlisted_model(request.model, catalog)])
         return request
     problems = _prompt_problems(spec, request.prompt)
     for key in _unlisted_params(spec, request.params):
@@ -58,6 +63,13 @@ def validate_generation(
     if problems:
         raise RequestValidationError(problems, subject=f"{spec.id} generation request")
     return request.model_copy(update={"params": params})
+
+
+def _unlisted_model(model: str, catalog: Mapping[str, ModelSpec]) -> FieldProblem:
+    close = difflib.get_close_matches(model, list(catalog), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    listed = ", ".join(sorted(catalog))
+    return FieldProblem("model", f"{model!r} is not a model Rivya lists{hint}; it lists {listed}")
 
 
 def _unlisted_params(spec: ModelSpec, params: Mapping[str, Any]) -> list[str]:

@@ -18,6 +18,7 @@ from rivya_provider.client.catalog.specs import (
     CATALOG,
     DEFAULT_FILE_LIMITS,
     FileLimit,
+    ListedCatalog,
     ModelSpec,
     ParamSpec,
 )
@@ -104,9 +105,9 @@ def spec_from_info(info: ModelInfo) -> ModelSpec:
     )
 
 
-def catalog_from_models(models: list[ModelInfo]) -> dict[str, ModelSpec]:
+def catalog_from_models(models: list[ModelInfo]) -> ListedCatalog:
     """Build the catalogue: Rivya's models, and the documented ones it does not list."""
-    return {**CATALOG, **{info.id: spec_from_info(info) for info in models}}
+    return ListedCatalog({**CATALOG, **{info.id: spec_from_info(info) for info in models}})
 
 
 class _CatalogCache:

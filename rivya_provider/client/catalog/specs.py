@@ -206,3 +206,9 @@ CATALOG: Mapping[str, ModelSpec] = {
         ),
     )
 }
+
+
+class ListedCatalog(dict[str, ModelSpec]):
+    """A catalogue read from Rivya's ``/models``: a model it does not list is one Rivya does not
+    serve, so a request for it is refused locally. The built-in catalogue, which stands in when
+    ``/models`` cannot be read, is not one: an unknown model then goes to Rivya to judge."""
