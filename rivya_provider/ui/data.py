@@ -120,6 +120,9 @@ def read_result(manifest: GenerationManifest, *, file_index: int) -> bytes | Non
     if copy is None or copy.name != expected:
         return None
     try:
+        # A local path must be a regular file: opening a FIFO or a device would hang or stream.
+        if isinstance(copy, Path) and not copy.is_file():
+            return None
         with copy.open("rb") as handle:
             data: bytes = handle.read(result.size_bytes + 1)
     except Exception as exc:  # any store's failure to read means "not served"

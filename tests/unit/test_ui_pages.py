@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,15 @@ def test_an_object_store_copy_that_cannot_be_the_operators_is_not_read(path: str
     url = "https://cdn.example/fox.png"
     entry = {"path": path, "url": url, "size_bytes": 3, "content_type": "image/png"}
     parsed = one(manifest(files=[{**entry, "sha256": "0" * 64}])).manifest
+    assert read_result(parsed, file_index=0) is None
+
+
+def test_a_copy_that_is_no_regular_file_is_not_opened(tmp_path: Path) -> None:
+    # A FIFO under the operator's name would hang the request that opened it.
+    parsed = one(copied(tmp_path)).manifest
+    path = Path(parsed.files[0].path)
+    path.unlink()
+    os.mkfifo(path)
     assert read_result(parsed, file_index=0) is None
 
 

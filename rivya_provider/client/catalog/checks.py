@@ -65,9 +65,14 @@ def validate_generation(
     return request.model_copy(update={"params": params})
 
 
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing when none is close."""
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _unlisted_model(model: str, catalog: Mapping[str, ModelSpec]) -> FieldProblem:
-    close = difflib.get_close_matches(model, list(catalog), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = _did_you_mean(model, list(catalog))
     listed = ", ".join(sorted(catalog))
     return FieldProblem("model", f"{model!r} is not a model Rivya lists{hint}; it lists {listed}")
 
@@ -102,8 +107,7 @@ def _normalise_param(spec: ModelSpec, key: str, value: Any) -> Any:
         return value
     if param is None:
         known = [p.key for p in spec.params] + [REFERENCE_ITEMS_PARAM]
-        close = difflib.get_close_matches(key, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = _did_you_mean(key, known)
         raise ValueError(f"unknown param{hint}; known params: {', '.join(known)}")
     return param.normalise(value)
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rivya_provider.client import machine
-from rivya_provider.client.flow.pacing import account
+from rivya_provider.client.flow.pacing import MachinePacer, account
 
 
 class ThrottleGovernor:
@@ -137,7 +137,7 @@ class MachineGovernor(ThrottleGovernor):
     """
 
     #: A next slot further ahead than this is a clock that jumped, not a queue: start afresh.
-    MAX_AHEAD_SECONDS = 900.0
+    MAX_AHEAD_SECONDS = MachinePacer.MAX_AHEAD_SECONDS
     _LAYOUT = struct.Struct("3d")
 
     def __init__(self, path: Path) -> None:
