@@ -23,6 +23,8 @@ from rivya_provider.client import (
 from tests.contract.conftest import ApiFactory
 from tests.contract.targets import Target
 
+pytestmark = pytest.mark.no_airflow
+
 FLEX = GenerationRequest(model="flux-2-flex", prompt="a lighthouse at dawn")
 ONE_ATTEMPT = RetryPolicy(max_attempts=1)
 

@@ -25,6 +25,8 @@ from tests.contract.docs_catalogue import MIB
 from tests.contract.targets import DOCS_TARGETS, START_CREDITS, Target
 from tests.media import image_bytes, sparse_file
 
+pytestmark = pytest.mark.no_airflow
+
 FLEX = GenerationRequest(
     model="flux-2-flex", prompt="a lighthouse at dawn", params={"aspectRatio": "16:9"}
 )

@@ -23,6 +23,8 @@ from rivya_provider.client import (
 )
 from tests.hostile import HostileServer, Seen, response
 
+pytestmark = pytest.mark.no_airflow
+
 KEY = "rvya_sk_catalog_bounds_0123456789"
 
 #: Each shape of the bounds 0 to 6, by name.

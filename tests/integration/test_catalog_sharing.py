@@ -24,6 +24,8 @@ from rivya_provider.client.flow.pacing import MachinePacer
 from rivya_provider.emulator import RunningEmulator
 from tests.emulator_fixtures import EmulatorFactory
 
+pytestmark = pytest.mark.no_airflow
+
 MODELS = "GET /api/v1/models"
 NEW_MODEL = {"id": "acme-sketch", "display_name": "Acme Sketch", "base_credits": 2}
 

@@ -41,6 +41,8 @@ from rivya_provider.emulator import RunningEmulator
 from tests.clients import FLAVOURS, Api, make_api
 from tests.media import FORMATS, image_bytes, sparse_file, write_image
 
+pytestmark = pytest.mark.no_airflow
+
 FLEX = GenerationRequest(
     model="flux-2-flex", prompt="a lighthouse at dawn", params={"aspectRatio": "16:9"}
 )

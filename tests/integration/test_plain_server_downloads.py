@@ -28,6 +28,8 @@ from PIL import Image
 
 from rivya_provider.client import AsyncRivyaClient, RetryPolicy, RivyaClient
 
+pytestmark = pytest.mark.no_airflow
+
 KEY = "rvya_sk_plain_server_downloads_1234"
 #: Downloads in a row through one client: enough for pooled connections to be reused often.
 DOWNLOADS = 200

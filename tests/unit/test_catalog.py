@@ -21,6 +21,8 @@ from rivya_provider.client import (
 from rivya_provider.client.catalog.live import catalog_from_models
 from rivya_provider.client.catalog.wire import ModelInfo
 
+pytestmark = pytest.mark.no_airflow
+
 KONTEXT = ("flux-kontext-pro", "flux-kontext-max")
 IMAGE = {"url": "https://cdn.test/a.png", "kind": "image"}
 

@@ -34,6 +34,8 @@ from rivya_provider.client.rules.answers import parse_retry_after
 from tests.clients import Api, make_api
 from tests.unit.conftest import API_KEY, BASE_URL, TASK, Script, envelope, task
 
+pytestmark = pytest.mark.no_airflow
+
 FLEX = GenerationRequest(model="flux-2-flex", prompt="a lighthouse at dawn")
 
 

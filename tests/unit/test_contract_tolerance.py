@@ -28,6 +28,8 @@ from rivya_provider.manifest import GenerationManifest
 from tests.clients import Api
 from tests.unit.conftest import BASE_URL, TASK, Script, envelope
 
+pytestmark = pytest.mark.no_airflow
+
 FLEX = GenerationRequest(model="flux-2-flex", prompt="a lighthouse at dawn")
 SHORT_TASK = {k: TASK[k] for k in ("id", "status", "model", "reserved_credits", "result", "error")}
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from demo.gallery import AssetCard, write_gallery
+
+pytestmark = pytest.mark.no_airflow
 
 
 class Card(HTMLParser):

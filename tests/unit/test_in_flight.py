@@ -8,6 +8,8 @@ import pytest
 
 from rivya_provider.client.flow.in_flight import BACK_OFF, BASE_WINDOW, AdaptiveLimit
 
+pytestmark = pytest.mark.no_airflow
+
 
 class Clock:
     def __init__(self) -> None:

@@ -13,6 +13,8 @@ import pytest
 
 from rivya_provider.client import GenerationTask
 
+pytestmark = pytest.mark.no_airflow
+
 URLS = [f"https://cdn.rivya.test/task_1-{n}.png" for n in range(20)]
 
 

@@ -24,6 +24,8 @@ from rivya_provider.client.polling.schedule import (
     PollSchedule,
 )
 
+pytestmark = pytest.mark.no_airflow
+
 URL = "http://127.0.0.1:9"
 T0 = datetime(2026, 5, 11, tzinfo=timezone.utc)
 

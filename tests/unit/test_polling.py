@@ -34,6 +34,8 @@ from rivya_provider.client.polling import schedule as schedule_module
 from tests.clients import FakeClock
 from tests.unit.conftest import API_KEY, BASE_URL, TASK, envelope
 
+pytestmark = pytest.mark.no_airflow
+
 MODEL = "flux-2-flex"
 
 

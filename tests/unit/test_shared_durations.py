@@ -19,6 +19,8 @@ from rivya_provider.client.polling.estimates import (
     DurationEstimates,
 )
 
+pytestmark = pytest.mark.no_airflow
+
 URL = "http://127.0.0.1:9"
 
 

@@ -8,6 +8,8 @@ import pytest
 from rivya_provider.client.transports.sync import DeadlineTransport, SyncTransports
 from tests.e2e.airflow_processes import free_port
 
+pytestmark = pytest.mark.no_airflow
+
 
 def test_the_plain_http_transport_trusts_no_certificate_so_tls_through_it_fails() -> None:
     context = DeadlineTransport(tls=False).ssl_context

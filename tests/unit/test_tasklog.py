@@ -9,6 +9,8 @@ import pytest
 from rivya_provider import tasklog
 from rivya_provider.client import GenerationTask
 
+pytestmark = pytest.mark.no_airflow
+
 
 class Recorder:
     def __init__(self) -> None:

@@ -10,6 +10,8 @@ import pytest
 from rivya_provider.client import AsyncRivyaClient
 from tests.unit.conftest import API_KEY, BASE_URL, TASK
 
+pytestmark = pytest.mark.no_airflow
+
 
 def _server(seconds: float) -> tuple[httpx.MockTransport, list[int]]:
     """A server answering after ``seconds``; records the most requests it had in flight."""

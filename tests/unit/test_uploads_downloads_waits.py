@@ -23,6 +23,8 @@ from tests.clients import Api
 from tests.media import FORMATS, image_bytes, sparse_file, write_image
 from tests.unit.conftest import TASK, Script, envelope, task
 
+pytestmark = pytest.mark.no_airflow
+
 FILE = {
     "id": "file_1",
     "object": "file",

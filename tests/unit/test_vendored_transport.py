@@ -23,6 +23,8 @@ from rivya_provider._vendor import httpx_transport
 from rivya_provider._vendor.httpx_transport import PoolTransport
 from tests.e2e.airflow_processes import free_port
 
+pytestmark = pytest.mark.no_airflow
+
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"

@@ -12,6 +12,8 @@ import pytest
 from rivya_provider.triggers import wakeups
 from tests.loop_timers import record_timers
 
+pytestmark = pytest.mark.no_airflow
+
 
 async def test_a_sleep_is_due_after_its_time_and_at_most_one_slot_later(
     monkeypatch: pytest.MonkeyPatch,
