@@ -173,6 +173,23 @@ def get_provider_info() -> dict[str, Any]:
                         "(empty: no budget).",
                         "schema": {"type": ["number", "null"], "minimum": 0, "default": None},
                     },
+                    "period_budget": {
+                        "label": "Credit budget per DAG and period",
+                        "description": "Credits all runs of one DAG may spend in a calendar "
+                        "period (UTC, see Budget period): the pre-flight budget check and the "
+                        "generate operator's guard use it unless given their own (empty: none).",
+                        "schema": {"type": ["number", "null"], "minimum": 0, "default": None},
+                    },
+                    "budget_period": {
+                        "label": "Budget period",
+                        "description": "The calendar period (UTC) of the period budget: day, "
+                        "week (Monday to Sunday) or month (empty: month).",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": ["day", "week", "month", None],
+                            "default": None,
+                        },
+                    },
                     "allowed_hosts": {
                         "label": "Allowed private hosts",
                         "description": (

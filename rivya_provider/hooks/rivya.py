@@ -9,7 +9,7 @@ import json
 import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from airflow.providers.common.compat.sdk import BaseHook
@@ -59,6 +59,10 @@ class ConnectionExtras(BaseModel):
     allowed_hosts: list[str] | None = None
     #: Credits one DAG run may spend (the budget operators fall back to); empty: no budget.
     credit_budget: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    #: Credits all runs of a DAG may spend in one calendar period (UTC); empty: none.
+    period_budget: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    #: The period of ``period_budget``; empty: a month.
+    budget_period: Literal["day", "week", "month"] | None = None
 
     def limits(self) -> Limits:
         default = Limits()
@@ -300,20 +304,39 @@ class RivyaHook(BaseHook):
         return f"RivyaHook(rivya_conn_id={self.rivya_conn_id!r})"
 
     @cached_property
-    def settings(self) -> ClientSettings:
-        """The client settings read from the Connection (looked up once per hook)."""
-        return settings_from_connection(self.get_connection(self.rivya_conn_id))
+    def _connection(self) -> Any:
+        """The Airflow Connection (looked up once per hook: settings and extras share it)."""
+        return self.get_connection(self.rivya_conn_id)
 
     @cached_property
-    def credit_budget(self) -> float | None:
-        """The Connection's ``credit_budget`` extra: credits one DAG run may spend, or ``None``."""
-        conn = self.get_connection(self.rivya_conn_id)
+    def settings(self) -> ClientSettings:
+        """The client settings read from the Connection."""
+        return settings_from_connection(self._connection)
+
+    @cached_property
+    def extras(self) -> ConnectionExtras:
+        """The Connection's extras, checked."""
+        conn = self._connection
         where = f"connection {conn.conn_id!r}"
         try:
-            extras = ConnectionExtras.model_validate(_extra_json(conn, where))
+            return ConnectionExtras.model_validate(_extra_json(conn, where))
         except ValidationError as exc:
             raise RequestValidationError(_extra_problems(exc), subject=where) from None
-        return extras.credit_budget
+
+    @property
+    def credit_budget(self) -> float | None:
+        """The Connection's ``credit_budget`` extra: credits one DAG run may spend, or ``None``."""
+        return self.extras.credit_budget
+
+    @property
+    def period_budget(self) -> float | None:
+        """The ``period_budget`` extra: credits a DAG's runs may spend per period, or ``None``."""
+        return self.extras.period_budget
+
+    @property
+    def budget_period(self) -> str | None:
+        """The ``budget_period`` extra (``day``, ``week`` or ``month``), or ``None``."""
+        return self.extras.budget_period
 
     @cached_property
     def client(self) -> RivyaClient:

@@ -1,29 +1,34 @@
 """Credit budgets of a DAG run: the pre-flight check and the generate operator's guard.
 
 ``RivyaCreditBudgetOperator`` prices everything a run will generate before anything is
-submitted, and fails the run when its budget or the wallet cannot pay for it. The generate
-operator's guard (:func:`check_generation_budget`) refuses one new generation when the
-manifests of the run's other generations already used up the budget.
+submitted, and fails the run when its budget, what is left of its DAG's period budget, or the
+wallet cannot pay for it. The generate operator's guard (:func:`check_generation_budget`)
+refuses one new generation when the manifests of the run's other generations already used up
+the budget.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from rivya_provider.budget import (
-    CostEstimate,
-    budget_value,
-    estimate,
-    generation_list,
-    spent_by,
-)
+from rivya_provider.budget import CostEstimate, budget_value, estimate, generation_list
 from rivya_provider.client import RivyaClient, RivyaError, is_retryable
 from rivya_provider.exceptions import RivyaBudgetExceededError, failing_fast
 from rivya_provider.hooks.rivya import RivyaHook
+from rivya_provider.operators._period import (
+    PeriodBudget,
+    RunRegister,
+    checked_arguments,
+    period_spend,
+    preflight_problem,
+    resolve_period_budget,
+)
+from rivya_provider.operators._spend import budget_task_ids, run_spend
 
 
 def _shown(value: float | None, missing: str = "not set") -> str:
@@ -67,6 +72,11 @@ class RivyaCreditBudgetOperator(BaseOperator):
     retry budget), only the budget is checked and a warning logged: Rivya itself refuses a
     generation the wallet cannot pay.
 
+    With a period budget, the credits the DAG's runs already spent in the period (their
+    generate tasks' XCom manifests, this run's included) plus the estimate must fit in it too;
+    a run that passes is registered for the period (an Airflow Variable,
+    ``rivya_spend:<dag_id>:<period>``) so that later checks count what it spends.
+
     The estimate counts every generation as new: generations a cleared run reuses at no charge
     are counted too, so it errs on the safe side.
 
@@ -75,11 +85,24 @@ class RivyaCreditBudgetOperator(BaseOperator):
         ``RivyaGenerateOperator`` expands over; one mapping, or a JSON string, also works.
     :param credit_budget: credits the run may spend; ``None`` falls back to the Connection's
         ``credit_budget`` extra, and with neither only the balance is checked.
+    :param period_budget: credits all runs of this DAG may spend in one calendar period (UTC);
+        ``None`` falls back to the Connection's ``period_budget`` extra, and with neither there
+        is no period budget.
+    :param budget_period: the period of ``period_budget``: ``"day"``, ``"week"`` (Monday to
+        Sunday) or ``"month"``; ``None`` falls back to the Connection's ``budget_period`` extra,
+        else a month.
+    :param budget_task_ids: the tasks whose manifests count as spend (default: every
+        ``RivyaGenerateOperator`` task of the DAG, mapped or not).
     :param rivya_conn_id: the Airflow Connection of type ``rivya``.
     :param check_balance: also fail when the wallet holds fewer credits than needed.
     """
 
-    template_fields: Sequence[str] = ("generations", "credit_budget")
+    template_fields: Sequence[str] = (
+        "generations",
+        "credit_budget",
+        "period_budget",
+        "budget_period",
+    )
     template_fields_renderers = {"generations": "json"}  # noqa: RUF012 - Airflow's own shape
     ui_color = "#fff3d6"
 
@@ -88,6 +111,9 @@ class RivyaCreditBudgetOperator(BaseOperator):
         *,
         generations: Any,
         credit_budget: float | str | None = None,
+        period_budget: float | str | None = None,
+        budget_period: str | None = None,
+        budget_task_ids: Sequence[str] | None = None,
         rivya_conn_id: str = RivyaHook.default_conn_name,
         check_balance: bool = True,
         **kwargs: Any,
@@ -95,8 +121,14 @@ class RivyaCreditBudgetOperator(BaseOperator):
         super().__init__(**kwargs)
         self.generations = generations
         self.credit_budget = credit_budget
+        self.period_budget = period_budget
+        self.budget_period = budget_period
+        self.budget_task_ids = budget_task_ids
         self.rivya_conn_id = rivya_conn_id
         self.check_balance = check_balance
+        checked_arguments(
+            period_budget=period_budget, budget_period=budget_period, task_id=self.task_id
+        )
 
     @cached_property
     def hook(self) -> RivyaHook:
@@ -105,21 +137,37 @@ class RivyaCreditBudgetOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         with failing_fast(self.rivya_conn_id):
             try:
-                return self._execute()
+                return self._execute(context)
             finally:
                 self.hook.close()
 
-    def _execute(self) -> dict[str, Any]:
+    def _execute(self, context: Any) -> dict[str, Any]:
         wanted = generation_list(self.generations)
         budget = budget_value(self.credit_budget)
         if budget is None:
             budget = self.hook.credit_budget
+        period = resolve_period_budget(
+            budget=self.period_budget,
+            period=self.budget_period,
+            hook=self.hook,
+            dag_run=context.get("dag_run"),
+        )
         client = self.hook.client
         cost: CostEstimate = estimate(wanted, client.model_catalog())
         balance = self._balance(client)
         problem = affordability_problem(needed=cost.credits, budget=budget, balance=balance)
+        period_state: dict[str, Any] | None = None
+        if period is not None:
+            period_state, period_problem = self._period_check(context, period, cost.credits)
+            run_limit = min((v for v in (budget, balance) if v is not None), default=math.inf)
+            # The tighter limit is the one to name.
+            if period_problem is not None and (problem is None or period_state["left"] < run_limit):
+                problem = period_problem
         if problem is not None:
             raise problem
+        if period is not None:
+            # Only now: a run refused here spends nothing, and later checks need not read it.
+            RunRegister(context["ti"].dag_id, period.period).enter(context["ti"].run_id)
         self.log.info(
             "Run needs %g credits for %d generation(s) (%s); budget %s, balance %s",
             cost.credits,
@@ -128,7 +176,31 @@ class RivyaCreditBudgetOperator(BaseOperator):
             _shown(budget),
             _shown(balance, "not read"),
         )
-        return {**cost.as_dict(), "budget": budget, "balance": balance}
+        if period_state is not None:
+            self.log.info(
+                "Period budget %g for %s: %g spent by this DAG, %g left before this run",
+                period_state["budget"],
+                period_state["period"],
+                period_state["spent"],
+                period_state["left"],
+            )
+        return {**cost.as_dict(), "budget": budget, "balance": balance, "period": period_state}
+
+    def _period_check(
+        self, context: Any, period: PeriodBudget, needed: float
+    ) -> tuple[dict[str, Any], RivyaBudgetExceededError | None]:
+        """What the DAG spent in the period, and the error when ``needed`` does not fit."""
+        ti = context["ti"]
+        runs = RunRegister(ti.dag_id, period.period).runs()
+        spent = period_spend(ti, self._spending_task_ids(context), runs)
+        state = {**period.describe(), "spent": spent, "left": max(0, period.credits - spent)}
+        return state, preflight_problem(needed=needed, budget=period, spent=spent)
+
+    def _spending_task_ids(self, context: Any) -> list[str]:
+        """The tasks whose manifests count: the given ones, else the DAG's generate tasks."""
+        if self.budget_task_ids:
+            return list(self.budget_task_ids)
+        return budget_task_ids(context.get("dag") or self.dag)
 
     def _balance(self, client: RivyaClient) -> int | float | None:
         """Read the wallet; ``None`` when not asked for, or unreadable for a passing reason."""
@@ -143,43 +215,6 @@ class RivyaCreditBudgetOperator(BaseOperator):
             # an outage only means the run's own failures will say so.
             self.log.warning("Could not read the balance, checking the budget only: %s", exc)
             return None
-
-
-def _operator_class(task: Any) -> Any:
-    """The class a task runs: its own, or the one a mapped task expands into."""
-    mapped_class = getattr(task, "operator_class", None)
-    return mapped_class if isinstance(mapped_class, type) else type(task)
-
-
-def budget_task_ids(dag: Any, *, kind: type, own_task_id: str) -> list[str]:
-    """Return the ids of the DAG's tasks that run ``kind`` (mapped or not), this one included.
-
-    :param dag: the DAG of the running task.
-    :param kind: the generate operator class.
-    :param own_task_id: the running task (its other map indexes count too).
-    """
-    found = [
-        task_id
-        for task_id, task in getattr(dag, "task_dict", {}).items()
-        if issubclass(_operator_class(task), kind)
-    ]
-    return found if own_task_id in found else [*found, own_task_id]
-
-
-def run_spend(ti: Any, task_ids: Iterable[str]) -> int | float:
-    """Sum what the run's finished generations (their XCom manifests) account for.
-
-    Without ``map_indexes`` ``xcom_pull`` returns every map index of every task id (Airflow
-    3.0-3.3): mapped and plain tasks alike. The running task instance's own XCom was cleared
-    when its try started, so it is not counted.
-
-    :param ti: the running task instance.
-    :param task_ids: the generate tasks of the run.
-    """
-    values = ti.xcom_pull(task_ids=list(task_ids))
-    if isinstance(values, Mapping) or not isinstance(values, Iterable):
-        values = [values]
-    return spent_by(value for value in values if value is not None)
 
 
 def check_generation_budget(

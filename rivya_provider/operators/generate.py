@@ -41,6 +41,14 @@ from rivya_provider.links import RivyaResultLink
 from rivya_provider.manifest import GenerationManifest
 from rivya_provider.operators._inputs import item_list, param_dict
 from rivya_provider.operators._lineage import GenerationLineage
+from rivya_provider.operators._period import (
+    PeriodBudget,
+    RunRegister,
+    checked_arguments,
+    generation_problem,
+    period_spend,
+    resolve_period_budget,
+)
 from rivya_provider.operators._references import (
     FileSource,
     ReferenceFile,
@@ -48,7 +56,8 @@ from rivya_provider.operators._references import (
     inspect_files,
     upload_files,
 )
-from rivya_provider.operators.budget import budget_task_ids, check_generation_budget
+from rivya_provider.operators._spend import SpendsCredits, budget_task_ids
+from rivya_provider.operators.budget import check_generation_budget
 from rivya_provider.outputs import copy_results
 from rivya_provider.resume import Submission, TaskMemory, submit_or_resume
 from rivya_provider.triggers.events import read_event
@@ -62,7 +71,7 @@ def _seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-class RivyaGenerateOperator(GenerationLineage, BaseOperator):
+class RivyaGenerateOperator(GenerationLineage, SpendsCredits, BaseOperator):
     """Generate media with a Rivya model and return a small JSON manifest of the result.
 
     Inputs are rendered, then checked locally (prompt, params, reference counts, file types and
@@ -120,8 +129,20 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
         this task instance finds again (after deferring, or on a retry through
         ``task_state_store`` on Airflow 3.3+) is never refused. See the credit budgets docs
         for what concurrent tasks can overspend.
-    :param budget_task_ids: the tasks whose manifests count against ``credit_budget``
-        (default: every ``RivyaGenerateOperator`` task of the DAG, mapped or not).
+    :param period_budget: credits all runs of this DAG may spend in one calendar period (UTC;
+        templated; ``None`` falls back to the Connection's ``period_budget`` extra). Before
+        submitting a new generation, the credits in the XCom manifests of the generate tasks of
+        the DAG's runs in the period (this run's included) plus this generation's price must
+        fit in it, or the task fails at once (``RivyaBudgetExceededError``); generations found
+        again are never refused. The run is registered for the period in an Airflow Variable,
+        ``rivya_spend:<dag_id>:<period>``. See the credit budgets docs.
+    :param budget_period: the period of ``period_budget``: ``"day"``, ``"week"`` (Monday to
+        Sunday) or ``"month"`` (templated; ``None`` falls back to the Connection's
+        ``budget_period`` extra, else a month). A run belongs to the period of its
+        ``run_after``.
+    :param budget_task_ids: the tasks whose manifests count against ``credit_budget`` and
+        ``period_budget`` (default: every ``RivyaGenerateOperator`` task of the DAG, mapped or
+        not).
 
     With Asset ``outlets``, each Asset's event gets ``generation_id``, ``model``, ``files`` and
     ``credits`` in its ``extra``. With the ``openlineage`` extra installed, the task emits
@@ -138,6 +159,8 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
         "client_request_id",
         "output_path",
         "credit_budget",
+        "period_budget",
+        "budget_period",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {
         "model_params": "json",
@@ -166,6 +189,8 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
         fresh_generation_on_retry: bool = False,
         validate: bool = True,
         credit_budget: float | str | None = None,
+        period_budget: float | str | None = None,
+        budget_period: str | None = None,
         budget_task_ids: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -187,8 +212,13 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
         self.fresh_generation_on_retry = fresh_generation_on_retry
         self.validate = validate
         self.credit_budget = credit_budget
+        self.period_budget = period_budget
+        self.budget_period = budget_period
         self.budget_task_ids = budget_task_ids
         checks.generate_arguments(self)
+        checked_arguments(
+            period_budget=period_budget, budget_period=budget_period, task_id=self.task_id
+        )
 
     @cached_property
     def hook(self) -> RivyaHook:
@@ -208,6 +238,7 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
         RivyaResultLink.persist(context, "")
         given_items, files = self._checked_inputs()
         budget = self._budget()
+        period = self._period_budget(context)
         chain = self._key_chain(context, given_items, files)
         memory = TaskMemory(context.get("task_state_store"))
         client = self.hook.client
@@ -220,7 +251,11 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
             chain=chain,
             memory=memory,
             conflict_wait=self._conflict_wait(memory, files),
-            before_new=None if budget is None else lambda: self._check_budget(context, budget),
+            before_new=(
+                None
+                if budget is None and period is None
+                else lambda: self._check_budget(context, budget, period)
+            ),
         )
         task = submission.task
         self._remember(task, submission.origin)
@@ -304,20 +339,69 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
         budget = budget_value(self.credit_budget)
         return self.hook.credit_budget if budget is None else budget
 
-    def _check_budget(self, context: Any, budget: float) -> None:
-        """Refuse a new generation when the run's manifests leave too little of ``budget``."""
+    def _period_budget(self, context: Any) -> PeriodBudget | None:
+        """The DAG's period budget: the rendered arguments, else the Connection's extras."""
+        return resolve_period_budget(
+            budget=self.period_budget,
+            period=self.budget_period,
+            hook=self.hook,
+            dag_run=context.get("dag_run"),
+        )
+
+    def _check_budget(
+        self, context: Any, budget: float | None, period: PeriodBudget | None
+    ) -> None:
+        """Refuse a new generation when the run's, or the period's, budget has too little left."""
         needed = model_credits(self.model, self.hook.client.model_catalog(), field_name="model")
         ti = context["ti"]
         task_ids = self.budget_task_ids or budget_task_ids(
             context.get("dag") or self.dag, kind=RivyaGenerateOperator, own_task_id=ti.task_id
         )
-        spent = check_generation_budget(ti=ti, task_ids=task_ids, budget=budget, needed=needed)
-        self.log.info(
-            "Credit budget: %g of %g spent by this run, this generation needs %g",
-            spent,
-            budget,
-            needed,
-        )
+        if budget is not None:
+            spent = check_generation_budget(ti=ti, task_ids=task_ids, budget=budget, needed=needed)
+            self.log.info(
+                "Credit budget: %g of %g spent by this run, this generation needs %g",
+                spent,
+                budget,
+                needed,
+            )
+        if period is not None:
+            # Registered before it spends: from now on the other runs' checks count this one.
+            runs = RunRegister(ti.dag_id, period.period).enter(ti.run_id)
+            spent = period_spend(ti, task_ids, runs)
+            problem = generation_problem(needed=needed, budget=period, spent=spent)
+            if problem is not None:
+                raise problem
+            self.log.info(
+                "Period budget for %s: %g of %g spent by this DAG's %d run(s), this generation "
+                "needs %g",
+                period.period.label,
+                spent,
+                period.credits,
+                len(set(runs)),
+                needed,
+            )
+
+    def _stay_registered(self, context: Any) -> None:
+        """Enter the run for its period again once its generation is known.
+
+        The guard registered the run before submitting, but a Variable has no compare-and-set:
+        another run entering at the same moment may have replaced that write. Entering again
+        here puts it back, so what this task spent is not lost to the period's later checks.
+        """
+        period = self._period_budget(context)
+        if period is None:
+            return
+        ti = context["ti"]
+        try:
+            RunRegister(ti.dag_id, period.period).enter(ti.run_id)
+        except Exception:  # the generation is paid for: failing now would only hide its result
+            self.log.warning(
+                "Could not register run %s for the period budget of %s",
+                ti.run_id,
+                period.period.label,
+                exc_info=True,
+            )
 
     def _conflict_wait(self, memory: TaskMemory, files: list[ReferenceFile]) -> float:
         """Seconds a create waits out ``idempotency_conflict`` answers.
@@ -429,6 +513,7 @@ class RivyaGenerateOperator(GenerationLineage, BaseOperator):
             output_path=self.output_path,
         )
         annotate_outlet_events(context, self.outlets, manifest)
+        self._stay_registered(context)
         self._lineage_returned = manifest.model_dump(mode="json")
         return self._lineage_returned
 

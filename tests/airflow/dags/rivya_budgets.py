@@ -79,3 +79,33 @@ with DAG("rivya_budget_resume", schedule=None, start_date=START):
         on_retry_callback=unblock_output,
         **FAST,
     )
+
+with DAG("rivya_period_budget", schedule=None, start_date=START):
+    # The period budget comes from dag_run.conf: "preflight_period_budget" for the pre-flight,
+    # "period_budget" for the guard (either may be left out), "budget_period" for both.
+
+    @task
+    def period_wanted(*, dag_run: Any = None) -> list[dict[str, Any]]:
+        """The generate arguments of the run."""
+        return list(dag_run.conf["generations"])
+
+    period_generations = period_wanted()
+    period_preflight = RivyaCreditBudgetOperator(
+        task_id="preflight",
+        generations=period_generations,
+        period_budget="{{ dag_run.conf.get('preflight_period_budget') }}",
+        budget_period="{{ dag_run.conf.get('budget_period', 'month') }}",
+        retries=2,
+        retry_delay=timedelta(0),
+    )
+    period_generate = RivyaGenerateOperator.partial(
+        task_id="generate",
+        period_budget="{{ dag_run.conf.get('period_budget') }}",
+        budget_period="{{ dag_run.conf.get('budget_period', 'month') }}",
+        deferrable=False,
+        max_active_tis_per_dag=1,
+        retries=2,
+        retry_delay=timedelta(0),
+        **FAST,
+    ).expand_kwargs(period_generations)
+    period_preflight >> period_generate
