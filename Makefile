@@ -79,16 +79,18 @@ bench-all: $(STAMP)
 emulator: $(STAMP)
 	$(BIN)/rivya-emulator
 
-# Re-resolve the locks after changing dependencies in pyproject.toml: `lock` for the primary cell,
-# `locks` for every cell (requirements/cells/airflow-<line>.txt pins the release and its caps).
+# Re-resolve the locks after changing dependencies in pyproject.toml or requirements/dev.in (what
+# development needs beyond the published extras): `lock` for the primary cell, `locks` for every
+# cell (requirements/cells/airflow-<line>.txt pins the release and its caps).
+LOCK_INPUTS := pyproject.toml --extra emulator --extra openlineage requirements/dev.in
 lock: $(STAMP)
-	$(BIN)/uv pip compile pyproject.toml requirements/production-tests.in --extra dev --python-version 3.11 \
+	$(BIN)/uv pip compile $(LOCK_INPUTS) requirements/production-tests.in --python-version 3.11 \
 		-o requirements/lock.txt
 
 MATRIX_LOCKS := 3.0-3.11 3.1-3.11 3.2-3.11 3.3-3.10 3.3-3.12 3.3-3.13
 locks: lock
 	for cell in $(MATRIX_LOCKS); do \
-		$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --python-version $${cell#*-} \
+		$(BIN)/uv pip compile --quiet $(LOCK_INPUTS) --python-version $${cell#*-} \
 			-c requirements/cells/airflow-$${cell%-*}.txt \
 			-o requirements/lock-airflow$${cell%-*}-py$${cell#*-}.txt || exit 1; \
 	done

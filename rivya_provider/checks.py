@@ -78,23 +78,48 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def output_path(value: Any) -> list[FieldProblem]:
-    """Problems of a results folder: a known storage URI or a local folder that is not a file."""
+def output_path(value: Any, name: str = "output_path") -> list[FieldProblem]:
+    """Problems of a results folder: a known storage URI or a local folder that is not a file.
+
+    :param name: the argument that holds the folder (``output_path`` or ``output_dir``).
+    """
     if value is None or value == "":
         return []
     if not _is_source(value):
-        return [FieldProblem("output_path", f"must be a folder path or URI, got {_kind(value)}")]
+        return [FieldProblem(name, f"must be a folder path or URI, got {_kind(value)}")]
     text = str(value)
     protocol = urlsplit(text).scheme.lower() if "://" in text else ""
     if protocol not in OUTPUT_PROTOCOLS:
         allowed = ", ".join(sorted(p for p in OUTPUT_PROTOCOLS if p))
-        return [FieldProblem("output_path", f"{protocol}:// is not a storage; use {allowed}")]
+        return [FieldProblem(name, f"{protocol}:// is not a storage; use {allowed}")]
     if protocol not in {"", "file", "local"}:
         return []
     local = Path(urlsplit(text).path if protocol else text).expanduser()
     for folder in (local, *local.parents):
         if folder.exists() and not folder.is_dir():
-            return [FieldProblem("output_path", f"{folder} is a file, not a folder")]
+            return [FieldProblem(name, f"{folder} is a file, not a folder")]
+    return []
+
+
+def output_dir(value: Any) -> list[FieldProblem]:
+    """Problems of a folder under which each run gets ``<run date>/<run folder>/``."""
+    return output_path(value, name="output_dir")
+
+
+def _given(value: Any) -> bool:
+    return value is not None and value != ""
+
+
+def one_output(operator: Any) -> list[FieldProblem]:
+    """``output_path`` names the folder itself, ``output_dir`` its parent: one of them at most."""
+    if _given(operator.output_path) and _given(operator.output_dir):
+        return [
+            FieldProblem(
+                "output_path",
+                "cannot be given together with output_dir; give one: output_path is the exact "
+                "folder, output_dir the folder under which each run gets <run date>/<run folder>/",
+            )
+        ]
     return []
 
 
@@ -132,6 +157,8 @@ def generate_arguments(operator: Any) -> None:
             *whole("max_download_bytes", operator.max_download_bytes, minimum=1),
             *file_sources("reference_files", operator.reference_files),
             *_unless_template(output_path, operator.output_path),
+            *_unless_template(output_dir, operator.output_dir),
+            *one_output(operator),
         ],
         subject=f"arguments of task {operator.task_id!r}",
     )
@@ -169,6 +196,7 @@ def rendered_generate_inputs(operator: Any) -> None:
     raise_problems(
         [
             *output_path(operator.output_path),
+            *output_dir(operator.output_dir),
             *file_sources("reference_files", operator.reference_files),
         ],
         subject="rendered inputs",

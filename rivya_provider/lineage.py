@@ -140,7 +140,8 @@ def generation_lineage(
 ) -> Lineage:
     """Describe one generation: its references in, its results out, and the run facet.
 
-    Outputs are the copied files; without an ``output_path``, the result URLs on Rivya.
+    Outputs are the copied files; without an ``output_path`` or ``output_dir``, the result URLs
+    on Rivya.
 
     :param inputs: the reference files and items.
     :param manifest: the task's return value (a manifest on complete), or ``None`` (on start, on

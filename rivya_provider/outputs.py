@@ -10,6 +10,7 @@ import mimetypes
 import re
 import shutil
 import tempfile
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -30,6 +31,16 @@ def folder_name(text: str) -> str:
     ``user_defined_filters={"folder_name": folder_name}`` on the DAG.
     """
     return safe_part(text, fallback="run")
+
+
+def run_folder(output_dir: str, run_after: datetime, run_id: str) -> str:
+    """Return the folder of one DAG run under ``output_dir``: ``<output_dir>/<date>/<run id>``.
+
+    The date is the run's ``run_after`` (``YYYY-MM-DD``, as ``{{ dag_run.run_after | ds }}``
+    renders it), which every run has, unlike ``ds`` (a run triggered without a logical date
+    has none); the run id, through :func:`folder_name`, keeps two runs of one day apart.
+    """
+    return f"{str(output_dir).rstrip('/')}/{run_after:%Y-%m-%d}/{folder_name(run_id)}"
 
 
 def result_name(task_id: str, index: int, url: str, content_type: str | None = None) -> str:

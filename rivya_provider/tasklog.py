@@ -165,7 +165,11 @@ def finished(
             len(task.result_urls),
         )
     if files is None:
-        written = "no files written (no output_path)" if not output_path else "no files written"
+        written = (
+            "no files written (no output_path or output_dir)"
+            if not output_path
+            else "no files written"
+        )
     else:
         written = f"{len(files)} file(s) written to {output_path}: {', '.join(files)}"
     log.info("Generation %s %s: %s; %s", task.id, task.status, charge, written)

@@ -58,7 +58,7 @@ from rivya_provider.operators._references import (
 )
 from rivya_provider.operators._spend import SpendsCredits, budget_task_ids
 from rivya_provider.operators.budget import check_generation_budget
-from rivya_provider.outputs import copy_results
+from rivya_provider.outputs import copy_results, run_folder
 from rivya_provider.resume import Submission, TaskMemory, submit_or_resume
 from rivya_provider.triggers.events import read_event
 from rivya_provider.triggers.generation import RivyaGenerationTrigger, fire_guard
@@ -117,6 +117,10 @@ class RivyaGenerateOperator(GenerationLineage, SpendsCredits, BaseOperator):
         that window, to stay clear of an Airflow 3.3 race.
     :param output_path: folder (ObjectStoragePath URI or local path) to copy results to, as
         ``<generation id>-<n>.<ext>``; the manifest then lists the copies.
+    :param output_dir: folder (ObjectStoragePath URI or local path) under which each DAG run
+        gets its own: results go to ``<output_dir>/<run date>/<run id>/`` (the date of the
+        run's ``run_after``, ``YYYY-MM-DD``; the run id made a safe folder name by
+        ``rivya_provider.outputs.folder_name``). Give ``output_path`` or ``output_dir``, not both.
     :param max_download_bytes: size cap of each copied result.
     :param fresh_generation_on_retry: opt in to a new (paid) generation on every try.
     :param validate: check inputs against Rivya's live model catalogue (``/models``, or the
@@ -158,6 +162,7 @@ class RivyaGenerateOperator(GenerationLineage, SpendsCredits, BaseOperator):
         "reference_items",
         "client_request_id",
         "output_path",
+        "output_dir",
         "credit_budget",
         "period_budget",
         "budget_period",
@@ -185,6 +190,7 @@ class RivyaGenerateOperator(GenerationLineage, SpendsCredits, BaseOperator):
         poll_interval: float | None = None,
         first_poll_delay: float | None = None,
         output_path: str | None = None,
+        output_dir: str | None = None,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         fresh_generation_on_retry: bool = False,
         validate: bool = True,
@@ -208,6 +214,7 @@ class RivyaGenerateOperator(GenerationLineage, SpendsCredits, BaseOperator):
         self.poll_interval = poll_interval
         self.first_poll_delay = first_poll_delay
         self.output_path = output_path
+        self.output_dir = output_dir
         self.max_download_bytes = max_download_bytes
         self.fresh_generation_on_retry = fresh_generation_on_retry
         self.validate = validate
@@ -496,11 +503,12 @@ class RivyaGenerateOperator(GenerationLineage, SpendsCredits, BaseOperator):
         self._remember(task, origin)
         task.raise_for_failure()
         files = None
+        folder = self._output_folder(context)
         if task.status is TaskStatus.SUCCEEDED:
             RivyaResultLink.persist(context, RivyaResultLink.url_for(task))
-            if self.output_path:
+            if folder:
                 files = copy_results(
-                    self.hook.client, task, self.output_path, max_bytes=self.max_download_bytes
+                    self.hook.client, task, folder, max_bytes=self.max_download_bytes
                 )
         manifest = GenerationManifest.describe(
             task, request=wire, origin=origin, idempotency_key=idempotency_key, files=files
@@ -510,12 +518,19 @@ class RivyaGenerateOperator(GenerationLineage, SpendsCredits, BaseOperator):
             task,
             reused=reused,
             files=None if files is None else [file.path for file in files],
-            output_path=self.output_path,
+            output_path=folder,
         )
         annotate_outlet_events(context, self.outlets, manifest)
         self._stay_registered(context)
         self._lineage_returned = manifest.model_dump(mode="json")
         return self._lineage_returned
+
+    def _output_folder(self, context: Any) -> str | None:
+        """The folder results are copied to: ``output_path``, or this run's under ``output_dir``."""
+        if self.output_dir:
+            dag_run = context["dag_run"]
+            return run_folder(self.output_dir, dag_run.run_after, context["run_id"])
+        return self.output_path or None
 
     def _checked_inputs(self) -> tuple[list[dict[str, Any]], list[ReferenceFile]]:
         """Check the rendered inputs and reference files; nothing is sent yet."""

@@ -215,20 +215,25 @@ def test_the_io_probe_flags_a_dag_file_that_does_io_at_import(
 # -- each example DAG, run ------------------------------------------------------------------------
 
 
-def test_quickstart_copies_one_image(
-    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.mark.parametrize("logical_date", [True, False], ids=["logical-date", "no-logical-date"])
+def test_quickstart_copies_one_image_to_the_runs_folder_under_output_dir(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, logical_date: bool
 ) -> None:
     connect_rivya_default(monkeypatch, emulator)
+    # Airflow 3 runs may have no logical date (so no ``ds``); output_dir dates by run_after.
+    test_kwargs: dict[str, Any] = {} if logical_date else {"logical_date": None}
 
-    run = run_example(QUICKSTART, "rivya_quickstart", run_conf={"output_dir": str(tmp_path)})
+    run = run_example(
+        QUICKSTART, "rivya_quickstart", run_conf={"output_dir": str(tmp_path)}, **test_kwargs
+    )
 
     assert_succeeded_first_try(run)
+    assert (run.logical_date is not None) is logical_date
     manifest = xcom(run, "generate")
     assert manifest["origin"] == "submitted"
     (copied,) = manifest["files"]
     path = Path(copied["path"].removeprefix("file://"))
-    assert run.logical_date is not None
-    day = tmp_path / run.logical_date.strftime("%Y-%m-%d")
+    day = tmp_path / run.run_after.strftime("%Y-%m-%d")
     assert path.parent == day / folder_name(run.run_id)  # two runs of one day never collide
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == [path]
     with Image.open(path) as image:

@@ -145,11 +145,8 @@ def record(
     base = tmp_path_factory.mktemp("e2e")
     root, output_dir = base / "deployment", base / "output"
     root.mkdir()
-    env = {
-        "AIRFLOW_CONN_RIVYA_DEFAULT": connection_json(emulator),
-        # The param's default; the run's conf must win over it (and nothing lands in /tmp).
-        "RIVYA_OUTPUT_DIR": str(base / "default-output"),
-    }
+    # The run's conf names the output folder: it must win over the param's default (/tmp).
+    env = {"AIRFLOW_CONN_RIVYA_DEFAULT": connection_json(emulator)}
     with run_airflow(root, dags_folder=REPO / "dags_examples", extra_env=env) as deployment:
         # A failure here reaches run_airflow, which prints the processes' output tails.
         result = _run_quickstart(deployment, output_dir)

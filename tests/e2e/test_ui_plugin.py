@@ -195,7 +195,7 @@ def test_the_overview_shows_the_live_balance(admin: httpx.Client, scenario: UiSc
 
 
 def _browser_or_skip() -> None:
-    pytest.importorskip("playwright", reason="Playwright is not installed (dev extra)")
+    pytest.importorskip("playwright", reason="Playwright is not installed (requirements/dev.in)")
     from tests.browser_support import chromium_path
 
     if chromium_path() is None:

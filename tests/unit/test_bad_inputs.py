@@ -195,9 +195,14 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("output_path a file", _generate(output_path=_file), "output_path"),
     ("output_path under a file", _generate(output_path=_child_of_file), "output_path"),
     ("output_path 42", _generate(output_path=42), "output_path"),
+    ("output_dir ftp", _generate(output_dir="ftp://example.com/out"), "output_dir"),
+    ("output_dir a file", _generate(output_dir=_file), "output_dir"),
+    ("output_dir 42", _generate(output_dir=42), "output_dir"),
+    ("output_dir and output_path", _generate(output_dir="/a", output_path="/b"), "output_dir"),
     # rendered inputs, checked at the start of execute()
     ("rendered output_path ftp", _executed(output_path="ftp://example.com/out"), "output_path"),
     ("rendered output_path file", _executed(output_path=_file), "output_path"),
+    ("rendered output_dir ftp", _executed(output_dir="ftp://example.com/out"), "output_dir"),
     ("rendered reference_files 42", _executed(reference_files=42), "reference_files"),
     (
         "reference item file://",

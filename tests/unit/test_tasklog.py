@@ -108,7 +108,7 @@ def test_finished_new_and_not_waited_for() -> None:
     done, submitted_only = log.lines
     assert done == (
         "Generation task_1 succeeded: 14 credits charged by this try; no files written "
-        "(no output_path)"
+        "(no output_path or output_dir)"
     )
     assert submitted_only.startswith("Generation task_1 is queued; not waiting for it")
     assert submitted_only.endswith("14 credits reserved, charged only if it succeeds")

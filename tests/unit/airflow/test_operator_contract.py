@@ -10,7 +10,7 @@ import pickle
 import re
 import subprocess
 import sys
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ from rivya_provider.operators._references import as_source_list
 from rivya_provider.operators.budget import RivyaCreditBudgetOperator
 from rivya_provider.operators.files import RivyaUploadFileOperator
 from rivya_provider.operators.generate import RivyaGenerateOperator
-from rivya_provider.outputs import copy_results, result_name
+from rivya_provider.outputs import copy_results, folder_name, result_name, run_folder
 from rivya_provider.sensors.generation import RivyaGenerationSensor
 from tests.airflow_compat import dag_serialization
 
@@ -94,6 +94,7 @@ def _dag() -> Any:
                 "reference_items",
                 "client_request_id",
                 "output_path",
+                "output_dir",
                 "credit_budget",
                 "period_budget",
                 "budget_period",
@@ -388,6 +389,56 @@ def test_result_name(
     assert name == expected
     assert SAFE_NAME.fullmatch(name)
     assert result_name(task_id, index, url, content_type) == name  # deterministic
+
+
+@pytest.mark.parametrize(
+    ("output_dir", "run_id", "expected"),
+    [
+        (
+            "/data/out",
+            "manual__2026-05-11T08:00:00+00:00",
+            "/data/out/2026-05-11/manual__2026-05-11T08_00_00_00_00",
+        ),
+        ("/data/out/", "scheduled__x", "/data/out/2026-05-11/scheduled__x"),
+        ("s3://bucket/renders", "../../etc", "s3://bucket/renders/2026-05-11/etc"),
+    ],
+)
+def test_run_folder_is_the_run_date_then_the_run_id_under_output_dir(
+    output_dir: str, run_id: str, expected: str
+) -> None:
+    run_after = datetime(2026, 5, 11, 8, 0, tzinfo=timezone.utc)
+
+    assert run_folder(output_dir, run_after, run_id) == expected
+    assert run_folder(output_dir, run_after, run_id).rsplit("/", 1)[1] == folder_name(run_id)
+
+
+def test_output_path_and_output_dir_together_are_refused_naming_both() -> None:
+    with pytest.raises(RequestValidationError) as caught:
+        RivyaGenerateOperator(
+            task_id="generate",
+            model="flux-2-flex",
+            prompt="a cat",
+            output_path="/data/exact",
+            output_dir="{{ params.output_dir }}",
+        )
+
+    assert caught.value.fields == ["output_path"]
+    assert "output_path" in str(caught.value)
+    assert "output_dir" in str(caught.value)
+
+
+def test_output_dir_renders_as_a_template() -> None:
+    with _dag():
+        operator = RivyaGenerateOperator(
+            task_id="generate",
+            model="flux-2-flex",
+            prompt="a cat",
+            output_dir="{{ params.folder }}/renders",
+        )
+    operator.render_template_fields({"params": {"folder": "/data"}})
+
+    assert operator.output_dir == "/data/renders"
+    assert operator.output_path is None
 
 
 def test_result_names_are_safe_for_hostile_input() -> None:
