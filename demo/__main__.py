@@ -132,17 +132,17 @@ def run_and_report(
     :param dag_id: the DAG to run.
     :param source: where the images come from, said in the gallery.
     """
-    run_folder, day = new_run_folder(args.output), run_date()
+    run_folder, logical_date = new_run_folder(args.output), run_start()
     result = run_dag(
         env,
         campaign=campaign,
         campaign_file=args.campaign,
         folder=run_folder,
-        day=day,
+        logical_date=logical_date,
         timeout=args.timeout,
         dag_id=dag_id,
     )
-    images = run_images(run_folder / day)
+    images = run_images(run_folder / logical_date.date().isoformat())
     code = report(campaign, result, images, folder=run_folder, source=source)
     if args.approve:
         report_approvals(images / "summary.json")
@@ -263,13 +263,14 @@ def run_dag(
     campaign: dict[str, Any],
     campaign_file: Path,
     folder: Path,
-    day: str,
+    logical_date: datetime,
     timeout: float,
     dag_id: str = DAG_ID,
 ) -> DagTestResult:
     """Run the marketing refresh with ``airflow dags test`` in the demo's AIRFLOW_HOME.
 
     :param env: from :func:`airflow_home`.
+    :param logical_date: the run's logical date, from :func:`run_start`.
     :param dag_id: the DAG to run; the approval DAG gets a reviewer answering its requests.
     """
     names = [a["name"] for a in campaign["assets"]]
@@ -281,7 +282,7 @@ def run_dag(
             dag_id,
             env=env,
             conf={"campaign": str(campaign_file.resolve()), "output_root": str(folder)},
-            logical_date=day,
+            logical_date=logical_date.isoformat(),
             log_path=folder / "airflow.log",
             on_change=show_progress,
             timeout=timeout,
@@ -334,9 +335,13 @@ def run_images(day_folder: Path) -> Path:
     return runs[-1] if runs else day_folder
 
 
-def run_date() -> str:
-    """Return today's date in UTC, the logical date of the demo's run."""
-    return datetime.now(timezone.utc).date().isoformat()
+def run_start() -> datetime:
+    """Return now in UTC, the logical date of the demo's run.
+
+    ``airflow dags test`` also makes it the run's start date: a day's midnight there would make
+    the Airflow UI count the hours since midnight as the run's duration.
+    """
+    return datetime.now(timezone.utc)
 
 
 def show_progress(seconds: float, task: TaskState, tasks: list[TaskState]) -> None:

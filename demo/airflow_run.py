@@ -206,7 +206,7 @@ def dag_test(
     :param dag_id: the DAG to run.
     :param env: from :func:`airflow_env`, after :func:`migrate`.
     :param conf: the run's conf (its params).
-    :param logical_date: the run's logical date, ``YYYY-MM-DD``.
+    :param logical_date: the run's logical date, ISO 8601 (``YYYY-MM-DD`` or a timestamp).
     :param log_path: where Airflow's output goes.
     :param on_change: gets the seconds since start, the changed task and all tasks.
     :param timeout: seconds before the run is stopped and reported as failed.
