@@ -30,6 +30,7 @@ from demo.__main__ import DAG_ID, DAGS_FOLDER
 from demo.airflow_processes import HEALTH_PARTS, unhealthy_parts
 from demo.task_logs import write_task_logs
 from demo.ui import page_urls, wait_stopped
+from rivya_provider.outputs import folder_name
 from tests.airflow_compat import airflow_at_least
 
 REPO = Path(__file__).resolve().parents[2]
@@ -241,6 +242,9 @@ def test_a_run_triggered_in_the_ui_runs_against_the_emulator(served: Served) -> 
         time.sleep(2)
 
     assert state == "success"
+    # Its images went to the demo's run folder too (RIVYA_ASSETS_ROOT), beside the demo's run.
+    summaries = sorted(p.parent.name for p in served.tmp.glob("out/*/*/*/summary.json"))
+    assert summaries == sorted([folder_name(served.run_id), folder_name(run_id)])
     log = task_log(api, run_id, "check_budget")
     assert "balance 986" in log
     assert "Could not read served logs" not in log
