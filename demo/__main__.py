@@ -10,7 +10,8 @@ once, so that asset is generated anew, and approves every other image.
 
 With ``--ui`` it then serves the run in the Airflow UI (:mod:`demo.ui`) until Ctrl-C, with the
 emulator still answering, so the run's "Rivya generations" tab and the "Rivya credits" page can
-be looked at.
+be looked at; a scheduler, a dag-processor and a triggerer run beside the api-server, so the rest
+of the UI (health, task logs, the Connection's Test button, Trigger) works as it says.
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from demo import ui
-from demo.airflow_run import DagTestResult, TaskState, airflow_env, dag_test, migrate, stop
+from demo.airflow_run import (
+    DagTestResult,
+    TaskState,
+    airflow_env,
+    dag_test,
+    migrate,
+    stop,
+    store_connections,
+)
 from demo.gallery import asset_cards, table, write_gallery
 from demo.review import PREFIX
 
@@ -111,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     dag_id = APPROVAL_DAG_ID if args.approve else DAG_ID
     with target(real=args.real) as where:
         print(f"Rivya: {where.label}")
-        with airflow_home(where, kept_in=args.output / ".airflow-db") as env:
+        with airflow_home(
+            where, kept_in=args.output / ".airflow-db", store_connection=args.ui
+        ) as env:
             code = run_and_report(args, campaign, env, dag_id=dag_id, source=where.source)
     return code
 
@@ -132,17 +143,17 @@ def run_and_report(
     :param dag_id: the DAG to run.
     :param source: where the images come from, said in the gallery.
     """
-    run_folder, day = new_run_folder(args.output), run_date()
+    run_folder, logical_date = new_run_folder(args.output), run_start()
     result = run_dag(
         env,
         campaign=campaign,
         campaign_file=args.campaign,
         folder=run_folder,
-        day=day,
+        logical_date=logical_date,
         timeout=args.timeout,
         dag_id=dag_id,
     )
-    images = run_images(run_folder / day)
+    images = run_images(run_folder / logical_date.date().isoformat())
     code = report(campaign, result, images, folder=run_folder, source=source)
     if args.approve:
         report_approvals(images / "summary.json")
@@ -234,11 +245,15 @@ def new_run_folder(output: Path) -> Path:
 
 
 @contextmanager
-def airflow_home(where: Target, *, kept_in: Path | None = None) -> Iterator[dict[str, str]]:
+def airflow_home(
+    where: Target, *, kept_in: Path | None = None, store_connection: bool = False
+) -> Iterator[dict[str, str]]:
     """Yield the environment of a throw-away AIRFLOW_HOME with a fresh SQLite database.
 
     :param where: where the ``rivya_default`` Connection points.
     :param kept_in: where a migrated database is kept for the next runs (see :func:`migrate`).
+    :param store_connection: keep the Connection in the database (so the UI lists it, and edits
+        made there are the ones tasks use) instead of an ``AIRFLOW_CONN_*`` variable.
     """
     connection = {
         "conn_type": "rivya",
@@ -247,13 +262,14 @@ def airflow_home(where: Target, *, kept_in: Path | None = None) -> Iterator[dict
         "extra": where.extra,
     }
     with tempfile.TemporaryDirectory(prefix="rivya-demo-airflow-") as home:
+        connections = {"rivya_default": json.dumps(connection)}
         env = airflow_env(
-            Path(home),
-            dags_folder=DAGS_FOLDER,
-            connections={"rivya_default": json.dumps(connection)},
+            Path(home), dags_folder=DAGS_FOLDER, connections={} if store_connection else connections
         )
         print("Creating a throw-away Airflow metadata database (SQLite)...", flush=True)
         migrate(env, kept_in=kept_in)
+        if store_connection:
+            store_connections(env, connections)
         yield env
 
 
@@ -263,13 +279,14 @@ def run_dag(
     campaign: dict[str, Any],
     campaign_file: Path,
     folder: Path,
-    day: str,
+    logical_date: datetime,
     timeout: float,
     dag_id: str = DAG_ID,
 ) -> DagTestResult:
     """Run the marketing refresh with ``airflow dags test`` in the demo's AIRFLOW_HOME.
 
     :param env: from :func:`airflow_home`.
+    :param logical_date: the run's logical date, from :func:`run_start`.
     :param dag_id: the DAG to run; the approval DAG gets a reviewer answering its requests.
     """
     names = [a["name"] for a in campaign["assets"]]
@@ -281,7 +298,7 @@ def run_dag(
             dag_id,
             env=env,
             conf={"campaign": str(campaign_file.resolve()), "output_root": str(folder)},
-            logical_date=day,
+            logical_date=logical_date.isoformat(),
             log_path=folder / "airflow.log",
             on_change=show_progress,
             timeout=timeout,
@@ -334,9 +351,13 @@ def run_images(day_folder: Path) -> Path:
     return runs[-1] if runs else day_folder
 
 
-def run_date() -> str:
-    """Return today's date in UTC, the logical date of the demo's run."""
-    return datetime.now(timezone.utc).date().isoformat()
+def run_start() -> datetime:
+    """Return now in UTC, the logical date of the demo's run.
+
+    ``airflow dags test`` also makes it the run's start date: a day's midnight there would make
+    the Airflow UI count the hours since midnight as the run's duration.
+    """
+    return datetime.now(timezone.utc)
 
 
 def show_progress(seconds: float, task: TaskState, tasks: list[TaskState]) -> None:

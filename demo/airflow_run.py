@@ -6,14 +6,17 @@ output (kept in a log file) and its SQLite metadata database (read-only).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -107,7 +110,13 @@ def airflow_env(home: Path, *, dags_folder: Path, connections: Mapping[str, str]
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            # SQLite lets one writer in at a time; the others wait up to this many seconds
+            # (Python's default is 5) before "database is locked" ends them: with --ui, a
+            # scheduler, a dag-processor, a triggerer and task processes share the file.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db?timeout=30",
+            # Connections stored in the database are encrypted with it (Fernet.generate_key()).
+            "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             # A failed try is retried after seconds, not Airflow's default five minutes.
             "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5",
             # `airflow dags test` runs a deferred task's trigger itself, once the task has
@@ -148,6 +157,44 @@ def migrate(env: Mapping[str, str], *, kept_in: Path | None = None) -> None:
         partial = kept.with_name(f"{kept.name}.{os.getpid()}.partial")
         shutil.copyfile(database, partial)
         partial.replace(kept)
+
+
+def store_connections(env: Mapping[str, str], connections: Mapping[str, str]) -> None:
+    """Add connections to the metadata database (``airflow connections import``), encrypted.
+
+    The JSON goes through a file only its owner can read, removed at once, so the key is never
+    on a command line nor in Airflow's output (which says "Imported connection <id>").
+
+    :param env: from :func:`airflow_env`, after :func:`migrate`.
+    :param connections: ``AIRFLOW_CONN_*`` JSON by conn id, as :func:`airflow_env` takes them.
+    """
+    home = Path(env["AIRFLOW_HOME"])
+    fd, name = tempfile.mkstemp(prefix="connections-", suffix=".json", dir=home)
+    try:
+        with os.fdopen(fd, "w") as file:
+            json.dump({conn_id: _importable(c) for conn_id, c in connections.items()}, file)
+        done = subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "airflow", "connections", "import", name],
+            env=dict(env),
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        os.unlink(name)
+    if done.returncode or "Could not import" in done.stdout:
+        said = f"{done.stdout}{done.stderr}"
+        for conn in connections.values():
+            if password := json.loads(conn).get("password"):
+                said = said.replace(password, "***")
+        raise RuntimeError(f"airflow connections import failed:\n{said}")
+
+
+def _importable(connection: str) -> dict[str, Any]:
+    """Return a connection's JSON as ``connections import`` takes it (its extra as a string)."""
+    fields: dict[str, Any] = json.loads(connection)
+    if isinstance(fields.get("extra"), dict):
+        fields["extra"] = json.dumps(fields["extra"])
+    return fields
 
 
 class RunWatcher:
@@ -206,7 +253,7 @@ def dag_test(
     :param dag_id: the DAG to run.
     :param env: from :func:`airflow_env`, after :func:`migrate`.
     :param conf: the run's conf (its params).
-    :param logical_date: the run's logical date, ``YYYY-MM-DD``.
+    :param logical_date: the run's logical date, ISO 8601 (``YYYY-MM-DD`` or a timestamp).
     :param log_path: where Airflow's output goes.
     :param on_change: gets the seconds since start, the changed task and all tasks.
     :param timeout: seconds before the run is stopped and reported as failed.
