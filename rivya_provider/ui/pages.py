@@ -106,7 +106,7 @@ def _image(generation: Generation, *, run_id: str) -> str:
     return (
         f'<a class="enlarge" href="{escape(src)}" target="_blank" rel="noopener" '
         f'title="Open full size"><div class="frame"><img class="shot" src="{escape(src)}" '
-        f'alt="{alt}" loading="lazy"></div></a>'
+        f'alt="{alt}"></div></a>'
     )
 
 

@@ -13,10 +13,9 @@ import pytest
 
 from rivya_provider.manifest import GenerationManifest, ResultFile
 from rivya_provider.outputs import result_name
-from rivya_provider.ui.board import Board, TaskRow, build_board
+from rivya_provider.ui.board import Board, Generation, TaskRow, build_board
 from rivya_provider.ui.data import (
     DagSpend,
-    Generation,
     as_manifest,
     local_file,
     number_generations,

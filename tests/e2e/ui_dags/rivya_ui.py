@@ -3,6 +3,9 @@
 - ``rivya_ui_gallery``: three mapped generations (one prompt carries HTML, which the view must
   show as text), results copied to ``{{ params.output_dir }}/<run id>``.
 - ``rivya_ui_private``: one generation, for a user the test's auth manager denies this DAG.
+- ``rivya_ui_review``: two named assets (``map_index_template``) reviewed by a person
+  (``HITLOperator``; the test answers through the REST API), one rejected and generated again,
+  and a generation that fails (a model nobody offers). Airflow 3.1+ only.
 """
 
 from __future__ import annotations
@@ -55,3 +58,89 @@ with DAG(
     RivyaGenerateOperator(
         task_id="generate", prompt=PRIVATE_PROMPT, model_params={"aspectRatio": "16:9"}, **COMMON
     )
+
+
+def _hitl_operator() -> Any:
+    """Airflow's ``HITLOperator``, or ``None`` on Airflow 3.0 (no human-in-the-loop there)."""
+    try:
+        from airflow.providers.standard.operators.hitl import HITLOperator
+    except Exception:  # the module refuses to load before 3.1
+        return None
+    return HITLOperator
+
+
+HITLOperator = _hitl_operator()
+#: The review DAG's assets: (name, prompt, aspect ratio); a test reviewer rejects the first look
+#: of the banner, so it is generated again and reviewed once more.
+REVIEW_ASSETS = [
+    ("hero-banner", "A wide spring sale banner, pastel colours", "21:9"),
+    ("feed-square", "A cup of tea on a windowsill, square crop", "1:1"),
+]
+REJECTED_ONCE = "hero-banner"
+
+
+def _review_form(manifest: dict[str, Any]) -> dict[str, str]:
+    """One HITL request per image; the subject starts with the asset's name."""
+    name = manifest["client_request_id"]
+    return {"subject": f"{name}: publish this image?", "body": manifest["prompt"]}
+
+
+if HITLOperator is not None:
+    from airflow.sdk import task
+
+    with DAG(
+        dag_id="rivya_ui_review",
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        params={"output_dir": OUTPUT_PARAM},
+    ):
+
+        @task
+        def review_forms(manifests: Any) -> list[dict[str, str]]:
+            return [_review_form(manifests[i]) for i in range(len(manifests))]
+
+        @task
+        def rejected(manifests: Any, decisions: Any) -> list[dict[str, Any]]:
+            pairs = [(manifests[i], decisions[i]) for i in range(len(manifests))]
+            names = {m["client_request_id"] for m, d in pairs if "Reject" in d["chosen_options"]}
+            return [
+                {
+                    "prompt": prompt,
+                    "client_request_id": name,
+                    "model_params": {"aspectRatio": ratio},
+                }
+                for name, prompt, ratio in REVIEW_ASSETS
+                if name in names
+            ]
+
+        by_name = "{{ task.client_request_id }}"
+        generate = RivyaGenerateOperator.partial(
+            task_id="generate", map_index_template=by_name, **COMMON
+        ).expand_kwargs(
+            [
+                {
+                    "prompt": prompt,
+                    "client_request_id": name,
+                    "model_params": {"aspectRatio": ratio},
+                }
+                for name, prompt, ratio in REVIEW_ASSETS
+            ]
+        )
+        subject_name = "{{ task.subject.split(':')[0] }}"
+        review = HITLOperator.partial(
+            task_id="review", options=["Approve", "Reject"], map_index_template=subject_name
+        ).expand_kwargs(review_forms(generate.output))
+        regenerate = RivyaGenerateOperator.partial(
+            task_id="regenerate", map_index_template=by_name, **COMMON
+        ).expand_kwargs(rejected(generate.output, review.output))
+        HITLOperator.partial(
+            task_id="review_retake", options=["Approve", "Reject"], map_index_template=subject_name
+        ).expand_kwargs(review_forms.override(task_id="retake_forms")(regenerate.output))
+        # A generation that fails: a model nobody offers (templated, so the DAG still parses).
+        RivyaGenerateOperator(
+            task_id="broken",
+            prompt="A generation that cannot start",
+            retries=0,
+            **{**COMMON, "model": "{{ 'no-such-model' }}"},
+        )
