@@ -143,7 +143,7 @@ class Board:
     @property
     def live(self) -> bool:
         """Whether the page may still change: the run has not finished, or a card is under way."""
-        unfinished = self.run_state not in FINISHED_RUN_STATES
+        unfinished = self.run_state is not None and self.run_state not in FINISHED_RUN_STATES
         return unfinished or any(card.in_progress for card in self.cards)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Param
@@ -35,6 +35,10 @@ COMMON: dict[str, Any] = {
     "deferrable": False,
     "poll_interval": 0.5,
     "generation_timeout": 120.0,
+    # A task an overloaded machine's executor loses before it starts runs again (its
+    # Idempotency-Key makes a second try replay the same generation, never a new one).
+    "retries": 1,
+    "retry_delay": timedelta(seconds=1),
 }
 
 with DAG(
@@ -70,12 +74,24 @@ def _hitl_operator() -> Any:
 
 
 HITLOperator = _hitl_operator()
-#: The review DAG's assets: (name, prompt, aspect ratio); a test reviewer rejects the first look
-#: of the banner, so it is generated again and reviewed once more.
-REVIEW_ASSETS = [
-    ("hero-banner", "A wide spring sale banner, pastel colours", "21:9"),
-    ("feed-square", "A cup of tea on a windowsill, square crop", "1:1"),
+#: The review DAG's assets' generate arguments; a test reviewer rejects the first look of the
+#: banner, so it is generated again and reviewed once more.
+REVIEW_ASSETS: list[dict[str, Any]] = [
+    {
+        "client_request_id": "hero-banner",
+        "model": "flux-kontext-pro",  # the model that draws 21:9
+        "prompt": "A wide spring sale banner, pastel colours",
+        "model_params": {"aspectRatio": "21:9"},
+    },
+    {
+        "client_request_id": "feed-square",
+        "model": "flux-2-flex",
+        "prompt": "A cup of tea on a windowsill, square crop",
+        "model_params": {"aspectRatio": "1:1"},
+    },
 ]
+#: What every generation of the review DAG shares (each asset names its model).
+REVIEW_COMMON = {key: value for key, value in COMMON.items() if key != "model"}
 REJECTED_ONCE = "hero-banner"
 
 
@@ -104,35 +120,18 @@ if HITLOperator is not None:
         def rejected(manifests: Any, decisions: Any) -> list[dict[str, Any]]:
             pairs = [(manifests[i], decisions[i]) for i in range(len(manifests))]
             names = {m["client_request_id"] for m, d in pairs if "Reject" in d["chosen_options"]}
-            return [
-                {
-                    "prompt": prompt,
-                    "client_request_id": name,
-                    "model_params": {"aspectRatio": ratio},
-                }
-                for name, prompt, ratio in REVIEW_ASSETS
-                if name in names
-            ]
+            return [asset for asset in REVIEW_ASSETS if asset["client_request_id"] in names]
 
         by_name = "{{ task.client_request_id }}"
         generate = RivyaGenerateOperator.partial(
-            task_id="generate", map_index_template=by_name, **COMMON
-        ).expand_kwargs(
-            [
-                {
-                    "prompt": prompt,
-                    "client_request_id": name,
-                    "model_params": {"aspectRatio": ratio},
-                }
-                for name, prompt, ratio in REVIEW_ASSETS
-            ]
-        )
+            task_id="generate", map_index_template=by_name, **REVIEW_COMMON
+        ).expand_kwargs(REVIEW_ASSETS)
         subject_name = "{{ task.subject.split(':')[0] }}"
         review = HITLOperator.partial(
             task_id="review", options=["Approve", "Reject"], map_index_template=subject_name
         ).expand_kwargs(review_forms(generate.output))
         regenerate = RivyaGenerateOperator.partial(
-            task_id="regenerate", map_index_template=by_name, **COMMON
+            task_id="regenerate", map_index_template=by_name, **REVIEW_COMMON
         ).expand_kwargs(rejected(generate.output, review.output))
         HITLOperator.partial(
             task_id="review_retake", options=["Approve", "Reject"], map_index_template=subject_name
@@ -141,6 +140,5 @@ if HITLOperator is not None:
         RivyaGenerateOperator(
             task_id="broken",
             prompt="A generation that cannot start",
-            retries=0,
-            **{**COMMON, "model": "{{ 'no-such-model' }}"},
+            **{**COMMON, "model": "{{ 'no-such-model' }}", "retries": 0},
         )
