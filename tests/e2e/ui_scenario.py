@@ -38,6 +38,9 @@ RUN_IDS = {GALLERY: "ui_gallery_run", PRIVATE: "ui_private_run", REVIEW: "ui_rev
 END_STATES = {GALLERY: "success", PRIVATE: "success", REVIEW: "failed"}
 USERS = ("admin", "outsider")
 START_CREDITS = 1000
+#: How long a review request waits before the test's reviewer answers it, as a person would
+#: (see :class:`demo.review.Reviewer`); generous for a loaded machine's scheduler.
+REVIEW_SETTLE = 8.0
 #: Generous waits: these bound a hang, they are not assertions on speed.
 PARSE_TIMEOUT, RUN_TIMEOUT = 120.0, 240.0
 
@@ -119,7 +122,12 @@ def run_ui_scenario(root: Path) -> Iterator[UiScenario]:
             for dag_id in (GALLERY, PRIVATE):
                 scenario.runs[dag_id] = _finished(deployment, dag_id, RUN_IDS[dag_id])
             _trigger(deployment, REVIEW, RUN_IDS[REVIEW])
-            with Reviewer(deployment.api, dag_id=REVIEW, decide=reject_first_look({REJECTED_ONCE})):
+            with Reviewer(
+                deployment.api,
+                dag_id=REVIEW,
+                decide=reject_first_look({REJECTED_ONCE}),
+                settle=REVIEW_SETTLE,
+            ):
                 scenario.runs[REVIEW] = _finished(deployment, REVIEW, RUN_IDS[REVIEW])
             yield scenario
 

@@ -113,7 +113,7 @@ def test_demo_ui_serves_the_runs_rivya_view_and_stops_the_api_server_on_sigterm(
             assert f"{DAG_ID} / {html.escape(run_id)}:" in run_page
             assert ASSET["prompt"] in run_page
             assert "1 generation(s), 14 credits charged" in run_page
-            (image,) = re.findall(r'<img class="thumb" src="\./([^"]+)"', run_page)
+            (image,) = re.findall(r'<img class="shot" src="\./([^"]+)"', run_page)
             picture = client.get(f"/rivya/runs/{dag_id}/{image}").raise_for_status()
             assert picture.headers["content-type"].startswith("image/")
             # The emulator still answers: the balance is its live one, 1000 less 14.

@@ -220,6 +220,8 @@ def test_a_finished_run_does_not_reload_but_one_with_a_card_under_way_does() -> 
         returns={},
     )
     assert waiting.live
+    # No such run (nothing found): nothing to wait for.
+    assert not build_board(run_state=None, tasks=[], generations=[], returns={}).live
     assert "http-equiv" not in run_page(dag_id="d", run_id="r", board=done)
 
 
