@@ -95,9 +95,17 @@ class Reviewer:
     subjects read ``"hero-banner: publish this image?"``).
     """
 
-    def __init__(self, api: httpx.Client, *, dag_id: str, decide: Decide) -> None:
-        """Answer ``dag_id``'s requests through ``api`` with what ``decide`` returns."""
-        self.api, self.dag_id, self.decide = api, dag_id, decide
+    def __init__(
+        self, api: httpx.Client, *, dag_id: str, decide: Decide, settle: float = 0.0
+    ) -> None:
+        """Answer ``dag_id``'s requests through ``api`` with what ``decide`` returns.
+
+        :param settle: seconds a request must have been waiting before it is answered, as a
+            person takes a while: with a scheduler, Airflow 3.3 fails a parked task answered
+            before the scheduler has handled the executor's report of it parking.
+        """
+        self.api, self.dag_id, self.decide, self.settle = api, dag_id, decide, settle
+        self._waiting_since: dict[tuple[str, str, int], float] = {}
         self.decisions: list[Decision] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -117,11 +125,18 @@ class Reviewer:
                 for request in self.open_requests():
                     # As the UI offers it: once the task waits. An answer given before the task
                     # parks can be lost on SQLite, which has no row locks to order the two.
-                    if request["task_instance"]["state"] in WAITING:
+                    if request["task_instance"]["state"] in WAITING and self._settled(request):
                         self.answer(request)
             except httpx.HTTPError as exc:  # the API or the database was busy: try again
                 self.errors.append(repr(exc))
                 print(f"reviewer: {exc!r}; trying again", file=sys.stderr, flush=True)
+
+    def _settled(self, request: dict[str, Any]) -> bool:
+        """Whether the request has been seen waiting for :attr:`settle` seconds."""
+        ti = request["task_instance"]
+        key = (ti["dag_run_id"], ti["task_id"], ti["map_index"])
+        since = self._waiting_since.setdefault(key, time.monotonic())
+        return time.monotonic() - since >= self.settle
 
     def open_requests(self) -> list[dict[str, Any]]:
         """Return the requests still waiting for an answer."""

@@ -5,7 +5,8 @@ and stops it afterwards; the PNGs go to docs/images/. ``make screenshots SHOTS=c
 one; all by default:
 
 - ``connection``: the Rivya connection form and its Test button's toast.
-- ``rivya_run_view``: the Rivya plugin's run tab and credits page, in a full deployment
+- ``rivya_run_view``: the Rivya plugin's run tab (the review board of a reviewed run, light at
+  1400 px and dark at 1024 px) and credits page, in a full deployment
   (``tests/e2e/ui_scenario.py``).
 """
 
@@ -27,7 +28,7 @@ from tests.e2e.airflow_ui import (
     press_test_button,
     simple_auth_env,
 )
-from tests.e2e.ui_scenario import GALLERY, open_in_ui, run_ui_scenario, run_view_url
+from tests.e2e.ui_scenario import REVIEW, open_in_ui, run_ui_scenario, run_view_url
 
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 #: The emulator's key, as in the docs' local set-up.
@@ -78,20 +79,28 @@ def connection() -> list[Path]:
 
 
 def rivya_run_view() -> list[Path]:
-    """Shoot the "Rivya generations" tab of a run and the "Rivya credits" page."""
-    run_view, credits = IMAGES / "rivya-run-view.png", IMAGES / "rivya-credits.png"
+    """Shoot the "Rivya generations" board of a reviewed run (light, and dark at 1024 px) and
+    the "Rivya credits" page."""
+    run_view, dark = IMAGES / "rivya-run-view.png", IMAGES / "rivya-board-dark.png"
+    credits = IMAGES / "rivya-credits.png"
     with (
         tempfile.TemporaryDirectory(prefix="rivya-shots-") as root,
         run_ui_scenario(Path(root)) as scenario,
-        browser_page(viewport=(1400, 900)) as page,
+        browser_page(viewport=(1400, 1000)) as page,
     ):
         password = scenario.passwords["admin"]
         login(page, base_url=scenario.base_url, username="admin", password=password)
-        open_in_ui(page, run_view_url(scenario, GALLERY), heading="Rivya generations")
+        open_in_ui(page, run_view_url(scenario, REVIEW), heading="Rivya generations")
         page.screenshot(path=str(run_view))
+        page.set_viewport_size({"width": 1024, "height": 1000})
+        page.emulate_media(color_scheme="dark")
+        open_in_ui(page, run_view_url(scenario, REVIEW), heading="Rivya generations")
+        page.screenshot(path=str(dark))
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.emulate_media(color_scheme="light")
         open_in_ui(page, f"{scenario.base_url}/plugin/rivya-credits", heading="Rivya credits")
         page.screenshot(path=str(credits))
-    return [run_view, credits]
+    return [run_view, dark, credits]
 
 
 SHOTS: dict[str, Callable[[], list[Path]]] = {

@@ -20,7 +20,7 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_da
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, Response
 
-from rivya_provider.ui.data import read_result, run_generations, spend_per_dag
+from rivya_provider.ui.data import read_result, run_board, run_generations, spend_per_dag
 from rivya_provider.ui.pages import Balance, overview_page, run_page
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,8 @@ def create_app() -> FastAPI:
 
     @app.get("/runs/{dag_id}/{run_id}", dependencies=[ReadRun], response_class=HTMLResponse)
     def run_view(dag_id: str, run_id: str) -> HTMLResponse:
-        generations = run_generations(dag_id=dag_id, run_id=run_id)
-        page = run_page(dag_id=dag_id, run_id=run_id, generations=generations)
+        board = run_board(dag_id=dag_id, run_id=run_id)
+        page = run_page(dag_id=dag_id, run_id=run_id, board=board)
         return HTMLResponse(page, headers=HEADERS)
 
     @app.get("/runs/{dag_id}/{run_id}/files/{index}/{file_index}", dependencies=[ReadRun])

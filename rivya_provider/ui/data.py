@@ -1,4 +1,5 @@
-"""Read the generations of DAG runs from the XCom manifests of Rivya generate tasks.
+"""Read the generations of DAG runs from the XCom manifests and task instances of Rivya
+generate tasks.
 
 Only this module touches Airflow's metadata database; the pages get plain dataclasses.
 """
@@ -9,12 +10,13 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from rivya_provider.manifest import GenerationManifest, ResultFile
 from rivya_provider.outputs import result_name
+from rivya_provider.ui.board import Board, Generation, TaskRow, build_board
 
 log = logging.getLogger(__name__)
 
@@ -22,16 +24,6 @@ log = logging.getLogger(__name__)
 RETURN_VALUE_KEY = "return_value"
 #: Files the view serves: images only (a manifest may list other result types).
 SERVED_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
-
-
-@dataclass(frozen=True)
-class Generation:
-    """One generation of a run: the manifest and the task instance that returned it."""
-
-    index: int
-    task_id: str
-    map_index: int
-    manifest: GenerationManifest
 
 
 @dataclass
@@ -150,8 +142,74 @@ def run_generations(*, dag_id: str, run_id: str) -> list[Generation]:
     :param dag_id: the DAG.
     :param run_id: the run.
     """
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = _return_values(session, dag_id=dag_id, run_id=run_id)
+    return number_generations(rows)
+
+
+def run_board(*, dag_id: str, run_id: str) -> Board:
+    """Return the review board of one DAG run: its generate task instances, with or without a
+    manifest yet, and the human-in-the-loop answers about them.
+
+    :param dag_id: the DAG.
+    :param run_id: the run.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rendered
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = _return_values(session, dag_id=dag_id, run_id=run_id)
+        run_state = session.scalar(
+            select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+        )
+        instances = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+        ).all()
+        tasks = [
+            TaskRow(
+                task_id=ti.task_id,
+                map_index=ti.map_index,
+                state=_text(ti.state),
+                operator=ti.operator,
+                rendered_map_index=ti.rendered_map_index,
+                try_number=ti.try_number or 0,
+                started=ti.start_date,
+            )
+            for ti in instances
+        ]
+        # The model of a generation still without a manifest: from its rendered arguments.
+        rendered = session.execute(
+            select(Rendered.task_id, Rendered.map_index, Rendered.rendered_fields).where(
+                Rendered.dag_id == dag_id, Rendered.run_id == run_id
+            )
+        ).all()
+    models = {
+        (task_id, map_index): str(fields["model"])
+        for task_id, map_index, fields in rendered
+        if isinstance(fields, dict) and isinstance(fields.get("model"), str)
+    }
+    tasks = [replace(t, model=models.get((t.task_id, t.map_index))) for t in tasks]
+    return build_board(
+        run_state=_text(run_state),
+        tasks=tasks,
+        generations=number_generations(rows),
+        returns={(task_id, map_index): value for task_id, map_index, value in rows},
+    )
+
+
+def _text(state: Any) -> str | None:
+    """A state enum's value (``"running"``), or ``None`` for no state."""
+    return None if state is None else str(getattr(state, "value", state))
+
+
+def _return_values(session: Any, *, dag_id: str, run_id: str) -> list[tuple[str, int, Any]]:
+    """Return ``(task_id, map_index, value)`` of every return value XCom of the run."""
+    from airflow.models.xcom import XComModel
     from sqlalchemy import select
 
     query = select(XComModel.task_id, XComModel.map_index, XComModel.value).where(
@@ -159,12 +217,10 @@ def run_generations(*, dag_id: str, run_id: str) -> list[Generation]:
         XComModel.run_id == run_id,
         XComModel.key == RETURN_VALUE_KEY,
     )
-    with create_session() as session:
-        rows = [
-            (task_id, map_index, XComModel.deserialize_value(_Value(value)))
-            for task_id, map_index, value in session.execute(query)
-        ]
-    return number_generations(rows)
+    return [
+        (task_id, map_index, XComModel.deserialize_value(_Value(value)))
+        for task_id, map_index, value in session.execute(query)
+    ]
 
 
 def spend_per_dag(*, dag_ids: set[str], runs_per_dag: int) -> list[DagSpend]:

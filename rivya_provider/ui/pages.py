@@ -8,22 +8,47 @@ from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote
 
-from rivya_provider.ui.data import DagSpend, Generation, is_stored
+from rivya_provider.ui.board import Board, Card, Generation
+from rivya_provider.ui.data import DagSpend, is_stored
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:16px;color:#1a202c;background:#fff}
 h1{font-size:18px;margin:0 0 4px} p.sub{color:#4a5568;margin:0 0 12px}
+a{color:#2b6cb0} a:visited{color:#6b46c1}
 table{border-collapse:collapse;width:100%} th,td{border-bottom:1px solid #e2e8f0;padding:6px 8px;
 text-align:left;vertical-align:top} th{background:#f7fafc;font-weight:600}
-img.thumb{width:120px;height:120px;object-fit:cover;border-radius:4px;background:#edf2f7}
 code{font-size:12px;white-space:pre-wrap;word-break:break-word} .num{text-align:right}
 .status-succeeded{color:#276749} .status-failed{color:#c53030} .muted{color:#718096}
 .card{display:inline-block;border:1px solid #e2e8f0;border-radius:6px;padding:10px 16px;
 margin:0 0 16px}
 .big{font-size:24px;font-weight:600}
+.board{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,300px),1fr));gap:16px}
+.asset{border:1px solid #e2e8f0;border-radius:8px;padding:12px;min-width:0;
+overflow-wrap:anywhere}
+.asset h2{font-size:15px;margin:0 0 8px;display:flex;gap:6px;flex-wrap:wrap;align-items:center}
+.frame{display:flex;align-items:center;justify-content:center;background:#edf2f7;
+border-radius:4px;min-height:120px;margin:0 0 8px}
+img.shot{display:block;max-width:100%;max-height:360px;width:auto;height:auto;
+object-fit:contain}
+.mark{font-size:12px;font-weight:600;border-radius:10px;padding:1px 8px;border:1px solid}
+.mark-approved,.mark-published{color:#276749} .mark-rejected,.mark-failed{color:#c53030}
+.mark-retake,.mark-in-progress,.mark-waiting{color:#975a16} .mark-answered{color:#4a5568}
+a.mark{text-decoration:none}
+dl.params{display:grid;grid-template-columns:max-content 1fr;gap:2px 8px;margin:4px 0}
+dl.params dt{color:#4a5568} dl.params dd{margin:0}
+.facts{margin:4px 0 0;padding:0;list-style:none}
 @media (prefers-color-scheme: dark){body{background:#1a202c;color:#e2e8f0}
-th{background:#2d3748} th,td,.card{border-color:#4a5568} p.sub,.muted{color:#a0aec0}}
+a{color:#90cdf4} a:visited{color:#d6bcfa}
+th{background:#2d3748} th,td,.card,.asset{border-color:#4a5568} p.sub,.muted,dl.params dt
+{color:#a0aec0} .frame{background:#2d3748}
+.status-succeeded,.mark-approved,.mark-published{color:#9ae6b4}
+.status-failed,.mark-rejected,.mark-failed{color:#feb2b2}
+.mark-retake,.mark-in-progress,.mark-waiting{color:#fbd38d} .mark-answered{color:#cbd5e0}}
 """
+
+
+#: How often the page of a run still under way reloads itself, in seconds.
+REFRESH_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -34,10 +59,14 @@ class Balance:
     note: str = ""
 
 
-def _page(title: str, body: str) -> str:
+def _page(title: str, body: str, *, refresh: bool = False) -> str:
+    # A run still under way reloads itself: the board changes without a click, and no script.
+    meta = f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">' if refresh else ""
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>{body}</body></html>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"{meta}<title>{escape(title)}</title><style>{_CSS}</style></head>"
+        f"<body>{body}</body></html>"
     )
 
 
@@ -62,7 +91,8 @@ def file_url(*, run_id: str, index: int, file_index: int) -> str:
     return f"./{quote(run_id, safe='')}/files/{index}/{file_index}"
 
 
-def _thumbnail(generation: Generation, *, run_id: str) -> str:
+def _image(generation: Generation, *, run_id: str) -> str:
+    """The image at its own aspect ratio, a link to the full-size file (a new tab enlarges it)."""
     manifest = generation.manifest
     src = None
     for position, result in enumerate(manifest.files):
@@ -71,57 +101,134 @@ def _thumbnail(generation: Generation, *, run_id: str) -> str:
             break
     src = src or _http_url(manifest.primary_url)
     if src is None:
-        return '<span class="muted">no image</span>'
+        return '<div class="frame"><span class="muted">no image</span></div>'
     alt = escape(f"Result of {manifest.generation_id}")
-    return f'<img class="thumb" src="{escape(src)}" alt="{alt}" loading="lazy">'
+    return (
+        f'<a class="enlarge" href="{escape(src)}" target="_blank" rel="noopener" '
+        f'title="Open full size"><div class="frame"><img class="shot" src="{escape(src)}" '
+        f'alt="{alt}"></div></a>'
+    )
 
 
-def _row(generation: Generation, *, run_id: str) -> str:
-    m = generation.manifest
-    task = escape(generation.task_id)
-    if generation.map_index >= 0:
-        task += f' <span class="muted">[{generation.map_index}]</span>'
-    params = json.dumps(m.params, sort_keys=True, ensure_ascii=False) if m.params else ""
-    link = _http_url(m.primary_url)
-    generation_id = escape(m.generation_id)
-    if link:
-        anchor = f'<a href="{escape(link)}" target="_blank" rel="noopener">'
-        generation_id = f"{anchor}{generation_id}</a>"
-    cells = [
-        _thumbnail(generation, run_id=run_id),
-        escape(m.prompt or ""),
-        escape(m.model),
-        f"<code>{escape(params)}</code>",
-        f'<span class="status-{escape(m.status)}">{escape(m.status)}</span>',
-        f'<span class="num">{_credits(float(m.charged_credits))}</span>',
-        task,
-        f"{generation_id}<br><span class=muted>{escape(m.origin)}</span>",
-    ]
-    return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+def _value(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def run_page(*, dag_id: str, run_id: str, generations: list[Generation]) -> str:
-    """Render the list of a DAG run's generations.
+def _params(params: dict[str, object]) -> str:
+    if not params:
+        return ""
+    items = "".join(
+        f"<dt>{escape(str(key))}</dt><dd>{escape(_value(value))}</dd>"
+        for key, value in sorted(params.items())
+    )
+    return f'<dl class="params">{items}</dl>'
+
+
+def task_url(*, dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
+    """Return the Airflow UI page of a task instance, relative to the run's page.
 
     :param dag_id: the DAG.
     :param run_id: the run.
-    :param generations: what :func:`~rivya_provider.ui.data.run_generations` found.
+    :param task_id: the task.
+    :param map_index: the map index (``-1``: not mapped).
     """
-    total = sum(float(g.manifest.charged_credits) for g in generations)
+    path = "/".join(quote(part, safe="") for part in ("dags", dag_id, "runs", run_id))
+    path += f"/tasks/{quote(task_id, safe='')}"
+    if map_index >= 0:
+        path += f"/mapped/{map_index}"
+    return f"../../../{path}"
+
+
+def _mark(kind: str, text: str, href: str | None = None) -> str:
+    css = f"mark mark-{kind.replace(' ', '-')}"
+    if href:
+        return (
+            f'<a class="{css}" href="{escape(href)}" target="_top" '
+            f'title="The review in Airflow">{escape(text)}</a>'
+        )
+    return f'<span class="{css}">{escape(text)}</span>'
+
+
+def _marks(card: Card, *, dag_id: str, run_id: str) -> str:
+    marks = []
+    if card.retake:
+        marks.append(_mark("retake", "retake"))
+    if card.review is not None:
+        review = card.review
+        href = task_url(
+            dag_id=dag_id, run_id=run_id, task_id=review.task_id, map_index=review.map_index
+        )
+        text = review.verdict if review.verdict != "answered" else ", ".join(review.chosen)
+        marks.append(_mark(review.verdict, text, href))
+    if card.generation is None:
+        marks.append(_mark(card.status, card.status))
+    return "".join(marks)
+
+
+def _credits_text(card: Card) -> str:
+    if card.in_progress:
+        if card.credits is None:
+            return "in progress"
+        return f"{_credits(card.credits)} credits reserved"
+    return f"{_credits(card.credits or 0.0)} credits"
+
+
+def _card(card: Card, *, dag_id: str, run_id: str) -> str:
+    task = card.task
+    where = escape(task.task_id) + (f" [{task.map_index}]" if task.map_index >= 0 else "")
+    parts = [
+        f'<h2><span class="label">{escape(card.label)}</span>'
+        f"{_marks(card, dag_id=dag_id, run_id=run_id)}</h2>"
+    ]
+    facts = []
+    if card.generation is not None:
+        m = card.generation.manifest
+        parts.append(_image(card.generation, run_id=run_id))
+        if m.prompt:
+            parts.append(f'<p class="prompt">{escape(m.prompt)}</p>')
+        status = f'<span class="status-{escape(m.status)}">{escape(m.status)}</span>'
+        facts.append(f"{status} · {escape(_credits_text(card))}")
+    else:
+        reason = f" · {escape(card.reason)}" if card.reason else ""
+        facts.append(f"{escape(_credits_text(card))}{reason}")
+    if card.model:
+        facts.append(f"Model: <code>{escape(card.model)}</code>")
+    if card.generation is not None:
+        m = card.generation.manifest
+        generation_id = escape(m.generation_id)
+        link = _http_url(m.primary_url)
+        if link:
+            anchor = f'<a href="{escape(link)}" target="_blank" rel="noopener">'
+            generation_id = f"{anchor}{generation_id}</a>"
+        facts.append(f'Generation {generation_id} <span class="muted">{escape(m.origin)}</span>')
+    facts.append(f'<span class="muted">Task {where}</span>')
+    parts.append('<ul class="facts">' + "".join(f"<li>{f}</li>" for f in facts) + "</ul>")
+    if card.generation is not None:
+        parts.append(_params(card.generation.manifest.params))
+    return '<article class="asset">' + "".join(parts) + "</article>"
+
+
+def run_page(*, dag_id: str, run_id: str, board: Board) -> str:
+    """Render a DAG run's review board: one card per generation, in progress ones included.
+
+    :param dag_id: the DAG.
+    :param run_id: the run.
+    :param board: what :func:`~rivya_provider.ui.data.run_board` found.
+    """
+    cards = board.cards
+    summary = f"{len(cards)} generation(s), {_credits(board.charged)} credits charged"
+    if board.reserved:
+        summary += f", {_credits(board.reserved)} reserved"
+    if board.run_state:
+        summary += f"; run {escape(board.run_state)}"
     head = (
-        f"<h1>Rivya generations</h1><p class=sub>{escape(dag_id)} / {escape(run_id)}: "
-        f"{len(generations)} generation(s), {_credits(total)} credits charged</p>"
+        f"<h1>Rivya generations</h1><p class=sub>{escape(dag_id)} / {escape(run_id)}: {summary}</p>"
     )
-    if not generations:
-        return _page("Rivya generations", head + "<p>This run has no Rivya generations.</p>")
-    columns = ["Image", "Prompt", "Model", "Params", "Status", "Credits", "Task", "Generation"]
-    rows = "".join(_row(g, run_id=run_id) for g in generations)
-    table = (
-        "<table><thead><tr>"
-        + "".join(f"<th>{c}</th>" for c in columns)
-        + f"</tr></thead><tbody>{rows}</tbody></table>"
-    )
-    return _page("Rivya generations", head + table)
+    if not cards:
+        body = head + "<p>This run has no Rivya generations.</p>"
+        return _page("Rivya generations", body, refresh=board.live)
+    grid = "".join(_card(card, dag_id=dag_id, run_id=run_id) for card in cards)
+    return _page("Rivya generations", f'{head}<div class="board">{grid}</div>', refresh=board.live)
 
 
 def overview_page(*, balance: Balance, spends: Iterable[DagSpend], runs_per_dag: int) -> str:

@@ -1,6 +1,7 @@
 """End to end: the Rivya UI plugin inside a real api-server, with Airflow's own auth.
 
-One module-scoped deployment (``ui_scenario``) runs two DAGs against the emulator; the tests then
+One module-scoped deployment (``ui_scenario``) runs three DAGs against the emulator (one with a
+person's reviews, answered through the REST API, and a generation that fails); the tests then
 ask the plugin's routes, as ``admin``, as ``outsider`` (denied ``rivya_ui_private`` by the test
 auth manager) and anonymously, what they show, and try to reach files the manifests do not list.
 """
@@ -11,14 +12,14 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import httpx
 import pytest
 
 from tests.airflow_compat import airflow_at_least
 from tests.e2e.ui_dags.rivya_ui import GALLERY_PROMPTS, PRIVATE_PROMPT
-from tests.e2e.ui_scenario import GALLERY, PRIVATE, RUN_IDS, START_CREDITS, UiScenario
+from tests.e2e.ui_scenario import GALLERY, PRIVATE, REVIEW, RUN_IDS, START_CREDITS, UiScenario
 
 pytestmark = [
     pytest.mark.e2e,
@@ -93,8 +94,28 @@ def test_the_run_view_lists_every_generation(admin: httpx.Client) -> None:
         assert manifest["generation_id"] in page
     for map_index in range(3):
         assert f"[{map_index}]" in page
-    assert page.count('class="thumb"') == 3
+    assert page.count('class="shot"') == 3
     assert "script-src" not in response.headers["content-security-policy"]
+
+
+def test_the_review_board_names_assets_marks_reviews_and_shows_the_failed_generation(
+    admin: httpx.Client,
+) -> None:
+    page = admin.get(run_path(REVIEW)).raise_for_status().text
+    # The task instances' rendered map indexes, as Airflow's own pages name them.
+    assert page.count('<span class="label">hero-banner</span>') == 2  # first look and retake
+    assert page.count('<span class="label">feed-square</span>') == 1
+    assert '<span class="label">generate' not in page  # not "generate [0]"
+    # The rejected first look links to its review in the Airflow UI; its retake was approved.
+    review = f"../../../dags/{REVIEW}/runs/{RUN_IDS[REVIEW]}/tasks/review/mapped/0"
+    assert f'<a class="mark mark-rejected" href="{review}" target="_top"' in page
+    assert page.count('<span class="mark mark-retake">retake</span>') == 1
+    assert page.count("mark mark-approved") == 2
+    # The generation that failed has a card, with no credits.
+    assert '<span class="label">broken</span><span class="mark mark-failed">failed</span>' in page
+    assert "0 credits · failed" in page
+    assert "This run has no Rivya generations" not in page
+    assert "http-equiv" not in page  # the run has finished: no reloading
 
 
 def test_images_are_served_by_manifest_number_with_their_recorded_bytes(
@@ -212,15 +233,15 @@ def test_the_run_tab_shows_the_generations_in_a_real_browser(scenario: UiScenari
             page, base_url=scenario.base_url, username="admin", password=scenario.passwords["admin"]
         )
         frame = open_in_ui(page, run_view_url(scenario, GALLERY), heading="Rivya generations")
-        assert frame.locator("tbody tr").count() == 3
+        assert frame.locator("article.asset").count() == 3
         # Decoded images of the real size the emulator drew (1:1), not broken placeholders.
         sizes = frame.eval_on_selector_all(
-            "img.thumb", "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])"
+            "img.shot", "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])"
         )
         assert len(sizes) == 3
         assert all(width > 0 and width == height for width, height in sizes), sizes
-        assert GALLERY_PROMPTS[2] in frame.locator("tbody").inner_text()
-        assert frame.locator("tbody b").count() == 0  # the prompt's <b> stayed text
+        assert GALLERY_PROMPTS[2] in frame.locator(".board").inner_text()
+        assert frame.locator(".board b").count() == 0  # the prompt's <b> stayed text
 
 
 def test_the_browser_session_cookie_carries_the_same_dag_permissions(
@@ -244,3 +265,66 @@ def test_the_browser_session_cookie_carries_the_same_dag_permissions(
         assert allowed is not None
         assert allowed.status == 200
         assert GALLERY_PROMPTS[0] in page.content()
+
+
+def contrast(first: str, second: str) -> float:
+    """The WCAG contrast ratio of two CSS ``rgb(...)`` colours."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(c) / 255 for c in colour[colour.index("(") + 1 : -1].split(",")[:3]]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_the_review_board_in_a_browser_at_two_widths_light_and_dark(scenario: UiScenario) -> None:
+    _browser_or_skip()
+    from tests.browser_support import browser_page, login
+    from tests.e2e.ui_scenario import open_in_ui, run_view_url
+
+    with browser_page(viewport=(1440, 900)) as page:
+        login(
+            page, base_url=scenario.base_url, username="admin", password=scenario.passwords["admin"]
+        )
+        for width in (1440, 1024):
+            for scheme in ("light", "dark"):
+                page.set_viewport_size({"width": width, "height": 900})
+                page.emulate_media(color_scheme=scheme)
+                frame = open_in_ui(
+                    page, run_view_url(scenario, REVIEW), heading="Rivya generations"
+                )
+                labels = frame.locator("article.asset .label").all_inner_texts()
+                assert sorted(labels) == ["broken", "feed-square", "hero-banner", "hero-banner"]
+                assert frame.locator("a.mark-rejected").count() == 1
+                assert frame.locator(".mark-retake").count() == 1
+                assert frame.locator(".mark-failed").inner_text() == "failed"
+                # Each image at its own ratio: the 21:9 banner is shown wide, not cropped square.
+                ratios = frame.eval_on_selector_all(
+                    "img.shot",
+                    "imgs => imgs.map(i => [i.naturalWidth / i.naturalHeight,"
+                    " i.clientWidth / i.clientHeight])",
+                )
+                assert len(ratios) == 3
+                for natural, shown in ratios:
+                    assert abs(natural - shown) < 0.05, ratios
+                assert max(natural for natural, _ in ratios) > 2  # the banner
+                # Links read against the page's background, in light and dark alike.
+                colours = frame.evaluate(
+                    "() => [getComputedStyle(document.querySelector('a.mark')).color,"
+                    " getComputedStyle(document.body).backgroundColor]"
+                )
+                assert contrast(*colours) >= 4.5, (scheme, colours)
+                # Nothing is cut off at the side.
+                overflow = frame.evaluate(
+                    "() => [document.scrollingElement.scrollWidth,"
+                    " document.scrollingElement.clientWidth]"
+                )
+                assert overflow[0] <= overflow[1], (width, overflow)
+                # Click to enlarge: the link serves the full image from the copy.
+                href = frame.locator("a.enlarge").first.get_attribute("href")
+                assert href is not None
+                full = page.request.get(urljoin(frame.url, href))
+                assert full.status == 200
+                assert full.headers["content-type"].startswith("image/")

@@ -2,7 +2,8 @@
 
 Shared by ``test_ui_plugin.py`` and ``scripts/screenshots.py``: an emulator, the api-server with the
 :mod:`tests.e2e.ui_auth` auth manager (``admin`` reads every DAG, ``outsider`` all but
-``rivya_ui_private``), and one successful run of each DAG in ``ui_dags``.
+``rivya_ui_private``), and one finished run of each DAG in ``ui_dags``; a reviewer answers the
+review DAG's human-in-the-loop requests through the REST API, rejecting the banner's first look.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from urllib.parse import quote
 
 import httpx
 
+from demo.review import Reviewer, reject_first_look
 from rivya_provider.emulator import RunningEmulator, run_emulator
 from tests.e2e.airflow_processes import AirflowDeployment, AirflowNotReadyError, run_airflow
+from tests.e2e.ui_dags.rivya_ui import REJECTED_ONCE
 from tests.emulator_fixtures import connection_json
 
 if TYPE_CHECKING:
@@ -29,10 +32,15 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = Path(__file__).resolve().parent / "ui_dags"
-GALLERY, PRIVATE = "rivya_ui_gallery", "rivya_ui_private"
-RUN_IDS = {GALLERY: "ui_gallery_run", PRIVATE: "ui_private_run"}
+GALLERY, PRIVATE, REVIEW = "rivya_ui_gallery", "rivya_ui_private", "rivya_ui_review"
+RUN_IDS = {GALLERY: "ui_gallery_run", PRIVATE: "ui_private_run", REVIEW: "ui_review_run"}
+#: How each run ends: the review DAG has a generation that fails on purpose.
+END_STATES = {GALLERY: "success", PRIVATE: "success", REVIEW: "failed"}
 USERS = ("admin", "outsider")
 START_CREDITS = 1000
+#: How long a review request waits before the test's reviewer answers it, as a person would
+#: (see :class:`demo.review.Reviewer`); generous for a loaded machine's scheduler.
+REVIEW_SETTLE = 8.0
 #: Generous waits: these bound a hang, they are not assertions on speed.
 PARSE_TIMEOUT, RUN_TIMEOUT = 120.0, 240.0
 
@@ -108,10 +116,19 @@ def run_ui_scenario(root: Path) -> Iterator[UiScenario]:
         with run_airflow(deployment_root, dags_folder=DAGS_FOLDER, extra_env=env) as deployment:
             scenario = UiScenario(deployment, emulator, output_dir, passwords)
             deployment.api.headers["Authorization"] = f"Bearer {scenario.token('admin')}"
-            for dag_id, run_id in RUN_IDS.items():
-                _trigger(deployment, dag_id, run_id)
-            for dag_id, run_id in RUN_IDS.items():
-                scenario.runs[dag_id] = _finished(deployment, dag_id, run_id)
+            # The review run starts after the others: fewer tasks at once on a small machine.
+            for dag_id in (GALLERY, PRIVATE):
+                _trigger(deployment, dag_id, RUN_IDS[dag_id])
+            for dag_id in (GALLERY, PRIVATE):
+                scenario.runs[dag_id] = _finished(deployment, dag_id, RUN_IDS[dag_id])
+            _trigger(deployment, REVIEW, RUN_IDS[REVIEW])
+            with Reviewer(
+                deployment.api,
+                dag_id=REVIEW,
+                decide=reject_first_look({REJECTED_ONCE}),
+                settle=REVIEW_SETTLE,
+            ):
+                scenario.runs[REVIEW] = _finished(deployment, REVIEW, RUN_IDS[REVIEW])
             yield scenario
 
 
@@ -135,7 +152,7 @@ def _trigger(deployment: AirflowDeployment, dag_id: str, run_id: str) -> None:
 
 
 def _finished(deployment: AirflowDeployment, dag_id: str, run_id: str) -> dict[str, Any]:
-    """Wait for ``run_id`` to end and return it; it must have succeeded."""
+    """Wait for ``run_id`` to end and return it; it must have ended as :data:`END_STATES` says."""
     api = deployment.api
 
     def finished() -> dict[str, Any] | None:
@@ -143,7 +160,7 @@ def _finished(deployment: AirflowDeployment, dag_id: str, run_id: str) -> dict[s
         return run if run.get("state") in {"success", "failed"} else None
 
     run = deployment.wait_for(f"{dag_id} to finish", finished, timeout=RUN_TIMEOUT, every=0.5)
-    if run["state"] != "success":
+    if run["state"] != END_STATES[dag_id]:
         raise AirflowNotReadyError(f"{dag_id} run {run_id} ended {run['state']}")
     return run
 

@@ -180,7 +180,7 @@ def test_the_run_shows_in_the_rivya_view_and_the_credits_page(served: Served) ->
     assert f"{DAG_ID} / {html.escape(run_id)}:" in run_page
     assert ASSET["prompt"] in run_page
     assert "1 generation(s), 14 credits charged" in run_page
-    (image,) = re.findall(r'<img class="thumb" src="\./([^"]+)"', run_page)
+    (image,) = re.findall(r'<img class="shot" src="\./([^"]+)"', run_page)
     picture = api.get(f"/rivya/runs/{DAG_ID}/{image}").raise_for_status()
     assert picture.headers["content-type"].startswith("image/")
     # The emulator still answers: the balance is its live one, 1000 less 14.

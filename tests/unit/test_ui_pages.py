@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +13,15 @@ import pytest
 
 from rivya_provider.manifest import GenerationManifest, ResultFile
 from rivya_provider.outputs import result_name
+from rivya_provider.ui.board import Board, Generation, TaskRow, build_board
 from rivya_provider.ui.data import (
     DagSpend,
-    Generation,
     as_manifest,
     local_file,
     number_generations,
     read_result,
 )
-from rivya_provider.ui.pages import Balance, file_url, overview_page, run_page
+from rivya_provider.ui.pages import Balance, file_url, overview_page, run_page, task_url
 from tests.airflow_compat import airflow_at_least
 
 HOSTILE = '<script>alert("x")</script>'
@@ -46,6 +47,14 @@ def one(value: dict[str, Any], *, task_id: str = "generate", map_index: int = -1
     parsed = as_manifest(value)
     assert parsed is not None
     return Generation(index=0, task_id=task_id, map_index=map_index, manifest=parsed)
+
+
+def board_of(*generations: Generation, run_state: str = "success") -> Board:
+    """The board of a finished run whose generate tasks all returned these manifests."""
+    tasks = [
+        TaskRow(g.task_id, g.map_index, "success", "RivyaGenerateOperator") for g in generations
+    ]
+    return build_board(run_state=run_state, tasks=tasks, generations=generations, returns={})
 
 
 @pytest.mark.parametrize(
@@ -94,16 +103,19 @@ def test_only_absolute_local_paths_are_files_to_serve(path: str, expected: str |
 
 def test_run_page_escapes_everything_from_the_manifest() -> None:
     hostile = manifest(prompt=HOSTILE, model=HOSTILE, params={"k": HOSTILE}, status=HOSTILE)
-    page = run_page(dag_id=HOSTILE, run_id=HOSTILE, generations=[one(hostile, task_id=HOSTILE)])
+    page = run_page(dag_id=HOSTILE, run_id=HOSTILE, board=board_of(one(hostile, task_id=HOSTILE)))
     assert "<script>" not in page
     assert "&lt;script&gt;" in page
     assert page.count("&lt;script&gt;") >= 6  # dag, run, prompt, model, params, status, task
 
 
-def test_run_page_shows_each_column() -> None:
-    page = run_page(dag_id="d", run_id="r", generations=[one(manifest(), map_index=3)])
-    for text in ("A red fox", "flux-2-flex", "aspectRatio", "succeeded", "task_1", "[3]"):
+def test_run_page_shows_each_field_of_a_card() -> None:
+    page = run_page(dag_id="d", run_id="r", board=board_of(one(manifest(), map_index=3)))
+    for text in ("A red fox", "flux-2-flex", "succeeded", "task_1", "generate [3]", "4 credits"):
         assert text in page
+    # Params read as "key: value", not as JSON.
+    assert "<dt>aspectRatio</dt><dd>1:1</dd>" in page
+    assert "{&quot;" not in page
     assert "1 generation(s), 4 credits charged" in page
     assert 'src="https://cdn.example/fox.png"' in page
 
@@ -111,10 +123,12 @@ def test_run_page_shows_each_column() -> None:
 def test_local_copies_are_shown_through_the_file_route_by_number() -> None:
     copy = {"path": "/out/task_1_0.png", "url": "u", "size_bytes": 3, "sha256": "0"}
     run_id = "manual__2026-01-01T00:00:00+00:00"
-    page = run_page(dag_id="d", run_id=run_id, generations=[one(manifest(files=[copy]))])
+    page = run_page(dag_id="d", run_id=run_id, board=board_of(one(manifest(files=[copy]))))
     url = file_url(run_id=run_id, index=0, file_index=0)
     assert url == "./manual__2026-01-01T00%3A00%3A00%2B00%3A00/files/0/0"
     assert f'src="{url}"' in page
+    # Click to enlarge: a plain link to the same full-size file, in a new tab.
+    assert f'<a class="enlarge" href="{url}" target="_blank"' in page
     assert "/out/task_1_0.png" not in page
 
 
@@ -122,15 +136,170 @@ def test_only_web_urls_become_links_or_images() -> None:
     page = run_page(
         dag_id="d",
         run_id="r",
-        generations=[one(manifest(primary_url="javascript:alert(1)"))],
+        board=board_of(one(manifest(primary_url="javascript:alert(1)"))),
     )
     assert "javascript:" not in page
     assert "no image" in page
 
 
 def test_a_run_without_generations_says_so() -> None:
-    page = run_page(dag_id="d", run_id="r", generations=[])
+    page = run_page(dag_id="d", run_id="r", board=board_of())
     assert "This run has no Rivya generations." in page
+    assert "http-equiv" not in page  # a finished run does not reload
+
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+GENERATE = "RivyaGenerateOperator"
+
+
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def named(
+    task_id: str, map_index: int, asset: str, *, state: str = "success", minutes: int = 0, **kw: Any
+) -> TaskRow:
+    """A task instance whose map index template rendered ``asset``."""
+    return TaskRow(
+        task_id, map_index, state, kw.pop("operator", GENERATE), asset, started=at(minutes), **kw
+    )
+
+
+def test_cards_are_labelled_with_the_rendered_map_index_else_task_and_index() -> None:
+    generations = number_generations(
+        [
+            ("generate", 0, manifest(generation_id="task_a")),
+            ("generate", 1, manifest(generation_id="task_b")),
+        ]
+    )
+    tasks = [
+        named("generate", 0, "hero-banner"),
+        # Airflow's own fallback for an unrendered index is the index itself: not a name.
+        named("generate", 1, "1"),
+    ]
+    board = build_board(run_state="success", tasks=tasks, generations=generations, returns={})
+    assert [card.label for card in board.cards] == ["hero-banner", "generate [1]"]
+    page = run_page(dag_id="d", run_id="r", board=board)
+    assert '<span class="label">hero-banner</span>' in page
+    assert '<span class="label">generate [1]</span>' in page
+
+
+def test_generations_without_a_manifest_are_shown_in_progress_or_failed() -> None:
+    tasks = [
+        named("generate", 0, "hero-banner", state="deferred", model="flux-2-flex"),
+        named("generate", 1, "square-tile", state="running", model="no-such-model"),
+        named("generate", 2, "story", state="failed", try_number=3, model="flux-2-flex"),
+        named("generate", 3, "skyscraper", state="upstream_failed"),
+        named("notify", -1, "", state="failed", operator="PythonOperator"),
+    ]
+    board = build_board(run_state="running", tasks=tasks, generations=[], returns={})
+    found = {card.label: (card.status, card.credits, card.reason) for card in board.cards}
+    assert found == {
+        "hero-banner": ("in progress", 14.0, "deferred"),  # the catalogue's price, reserved
+        "square-tile": ("in progress", None, "running"),  # price unknown
+        "story": ("failed", 0.0, "failed after 3 tries"),
+        "skyscraper": ("failed", 0.0, "an upstream task failed"),
+    }
+    page = run_page(dag_id="d", run_id="r", board=board)
+    assert "14 credits reserved" in page
+    assert "0 credits · failed after 3 tries" in page
+    assert "This run has no Rivya generations" not in page
+    assert "0 credits charged, 14 reserved; run running" in page
+    assert '<meta http-equiv="refresh" content="10">' in page
+
+
+def test_a_finished_run_does_not_reload_but_one_with_a_card_under_way_does() -> None:
+    done = build_board(
+        run_state="success", tasks=[named("generate", 0, "a")], generations=[], returns={}
+    )
+    assert not done.live
+    waiting = build_board(
+        run_state="failed",
+        tasks=[named("generate", 0, "a", state="up_for_retry")],
+        generations=[],
+        returns={},
+    )
+    assert waiting.live
+    # No such run (nothing found): nothing to wait for.
+    assert not build_board(run_state=None, tasks=[], generations=[], returns={}).live
+    assert "http-equiv" not in run_page(dag_id="d", run_id="r", board=done)
+
+
+def reviewed_board() -> Board:
+    """The approval example's shape: hero-banner rejected, generated again, then approved."""
+    generations = number_generations(
+        [
+            ("generate", 0, manifest(generation_id="task_first")),
+            ("generate", 1, manifest(generation_id="task_tile")),
+            ("regenerate", 0, manifest(generation_id="task_retake")),
+        ]
+    )
+    tasks = [
+        named("generate", 0, "hero-banner", minutes=0),
+        named("generate", 1, "square-tile", minutes=0),
+        named("review", 0, "hero-banner", operator="HITLOperator", minutes=5),
+        named("review", 1, "square-tile", operator="HITLOperator", minutes=5),
+        named("regenerate", 0, "hero-banner", minutes=10),
+        named("review_retake", 0, "hero-banner", operator="HITLOperator", minutes=15),
+    ]
+    returns = {
+        ("review", 0): {"chosen_options": ["Reject"], "params_input": {}},
+        ("review", 1): {"chosen_options": ["Approve"], "params_input": {}},
+        ("review_retake", 0): {"chosen_options": ["Approve"], "params_input": {}},
+    }
+    return build_board(run_state="success", tasks=tasks, generations=generations, returns=returns)
+
+
+def test_review_answers_mark_the_card_they_are_about_and_retakes() -> None:
+    board = reviewed_board()
+    marks = [
+        (
+            c.label,
+            c.generation.manifest.generation_id if c.generation else None,
+            c.review.verdict if c.review else None,
+            c.retake,
+        )
+        for c in board.cards
+    ]
+    assert marks == [
+        ("hero-banner", "task_first", "rejected", False),
+        ("hero-banner", "task_retake", "approved", True),
+        ("square-tile", "task_tile", "approved", False),
+    ]
+
+
+def test_marks_link_to_the_review_task_in_airflow() -> None:
+    run_id = "manual__2026-12-01T09:00:00+00:00"
+    page = run_page(dag_id="rivya_marketing_approval", run_id=run_id, board=reviewed_board())
+    href = task_url(dag_id="rivya_marketing_approval", run_id=run_id, task_id="review", map_index=0)
+    assert href == (
+        "../../../dags/rivya_marketing_approval/runs/"
+        "manual__2026-12-01T09%3A00%3A00%2B00%3A00/tasks/review/mapped/0"
+    )
+    assert f'<a class="mark mark-rejected" href="{href}" target="_top"' in page
+    assert page.count("mark mark-approved") == 2
+    assert '<span class="mark mark-retake">retake</span>' in page
+
+
+def test_an_answer_that_reads_as_neither_is_shown_as_chosen_and_escaped() -> None:
+    generations = number_generations([("generate", 0, manifest())])
+    tasks = [
+        named("generate", 0, "a"),
+        named("ask", 0, "a", operator="HITLOperator", minutes=1),
+    ]
+    returns = {("ask", 0): {"chosen_options": [HOSTILE]}}
+    board = build_board(run_state="success", tasks=tasks, generations=generations, returns=returns)
+    page = run_page(dag_id="d", run_id="r", board=board)
+    assert "mark mark-answered" in page
+    assert "<script>" not in page
+
+
+def test_the_board_is_a_grid_with_readable_links_in_dark_mode() -> None:
+    page = run_page(dag_id="d", run_id="r", board=board_of(one(manifest())))
+    assert "grid-template-columns:repeat(auto-fill,minmax(min(100%,300px),1fr))" in page
+    assert "object-fit:contain" in page
+    dark = page[page.index("prefers-color-scheme: dark") :]
+    assert "a{color:#90cdf4}" in dark
 
 
 def test_overview_shows_balance_and_escaped_spend() -> None:
@@ -148,7 +317,7 @@ def test_overview_says_why_the_balance_is_missing() -> None:
 
 
 def test_pages_carry_no_script() -> None:
-    page = run_page(dag_id="d", run_id="r", generations=[one(manifest())])
+    page = run_page(dag_id="d", run_id="r", board=board_of(one(manifest())))
     assert "<script" not in page.lower()
 
 

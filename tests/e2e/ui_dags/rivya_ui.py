@@ -3,13 +3,16 @@
 - ``rivya_ui_gallery``: three mapped generations (one prompt carries HTML, which the view must
   show as text), results copied to ``{{ params.output_dir }}/<run id>``.
 - ``rivya_ui_private``: one generation, for a user the test's auth manager denies this DAG.
+- ``rivya_ui_review``: two named assets (``map_index_template``) reviewed by a person
+  (``HITLOperator``; the test answers through the REST API), one rejected and generated again,
+  and a generation that fails (a model nobody offers). Airflow 3.1+ only.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Param
@@ -32,6 +35,10 @@ COMMON: dict[str, Any] = {
     "deferrable": False,
     "poll_interval": 0.5,
     "generation_timeout": 120.0,
+    # A task an overloaded machine's executor loses before it starts runs again (its
+    # Idempotency-Key makes a second try replay the same generation, never a new one).
+    "retries": 1,
+    "retry_delay": timedelta(seconds=1),
 }
 
 with DAG(
@@ -55,3 +62,83 @@ with DAG(
     RivyaGenerateOperator(
         task_id="generate", prompt=PRIVATE_PROMPT, model_params={"aspectRatio": "16:9"}, **COMMON
     )
+
+
+def _hitl_operator() -> Any:
+    """Airflow's ``HITLOperator``, or ``None`` on Airflow 3.0 (no human-in-the-loop there)."""
+    try:
+        from airflow.providers.standard.operators.hitl import HITLOperator
+    except Exception:  # the module refuses to load before 3.1
+        return None
+    return HITLOperator
+
+
+HITLOperator = _hitl_operator()
+#: The review DAG's assets' generate arguments; a test reviewer rejects the first look of the
+#: banner, so it is generated again and reviewed once more.
+REVIEW_ASSETS: list[dict[str, Any]] = [
+    {
+        "client_request_id": "hero-banner",
+        "model": "flux-kontext-pro",  # the model that draws 21:9
+        "prompt": "A wide spring sale banner, pastel colours",
+        "model_params": {"aspectRatio": "21:9"},
+    },
+    {
+        "client_request_id": "feed-square",
+        "model": "flux-2-flex",
+        "prompt": "A cup of tea on a windowsill, square crop",
+        "model_params": {"aspectRatio": "1:1"},
+    },
+]
+#: What every generation of the review DAG shares (each asset names its model).
+REVIEW_COMMON = {key: value for key, value in COMMON.items() if key != "model"}
+REJECTED_ONCE = "hero-banner"
+
+
+def _review_form(manifest: dict[str, Any]) -> dict[str, str]:
+    """One HITL request per image; the subject starts with the asset's name."""
+    name = manifest["client_request_id"]
+    return {"subject": f"{name}: publish this image?", "body": manifest["prompt"]}
+
+
+if HITLOperator is not None:
+    from airflow.sdk import task
+
+    with DAG(
+        dag_id="rivya_ui_review",
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        params={"output_dir": OUTPUT_PARAM},
+    ):
+
+        @task
+        def review_forms(manifests: Any) -> list[dict[str, str]]:
+            return [_review_form(manifests[i]) for i in range(len(manifests))]
+
+        @task
+        def rejected(manifests: Any, decisions: Any) -> list[dict[str, Any]]:
+            pairs = [(manifests[i], decisions[i]) for i in range(len(manifests))]
+            names = {m["client_request_id"] for m, d in pairs if "Reject" in d["chosen_options"]}
+            return [asset for asset in REVIEW_ASSETS if asset["client_request_id"] in names]
+
+        by_name = "{{ task.client_request_id }}"
+        generate = RivyaGenerateOperator.partial(
+            task_id="generate", map_index_template=by_name, **REVIEW_COMMON
+        ).expand_kwargs(REVIEW_ASSETS)
+        subject_name = "{{ task.subject.split(':')[0] }}"
+        review = HITLOperator.partial(
+            task_id="review", options=["Approve", "Reject"], map_index_template=subject_name
+        ).expand_kwargs(review_forms(generate.output))
+        regenerate = RivyaGenerateOperator.partial(
+            task_id="regenerate", map_index_template=by_name, **REVIEW_COMMON
+        ).expand_kwargs(rejected(generate.output, review.output))
+        HITLOperator.partial(
+            task_id="review_retake", options=["Approve", "Reject"], map_index_template=subject_name
+        ).expand_kwargs(review_forms.override(task_id="retake_forms")(regenerate.output))
+        # A generation that fails: a model nobody offers (templated, so the DAG still parses).
+        RivyaGenerateOperator(
+            task_id="broken",
+            prompt="A generation that cannot start",
+            **{**COMMON, "model": "{{ 'no-such-model' }}", "retries": 0},
+        )
