@@ -89,6 +89,10 @@ def test_connections_test_reports_the_rivya_error_for_a_bad_key(
     assert "rvya_sk_not_a_real_key" not in tested.stdout + tested.stderr
 
 
+@pytest.mark.skipif(
+    not airflow_at_least("3.3"),
+    reason="only Airflow 3.3+ imports providers' distribution names to find example DAGs",
+)
 def test_dags_test_logs_no_provider_module_error(cli_env: dict[str, str], tmp_path: Path) -> None:
     # Airflow 3.3 imports each provider's distribution name as a module to find example DAGs
     # (with [core] load_examples, on by default) and logs a traceback when that fails.
