@@ -404,8 +404,8 @@ def report_approvals(summary_file: Path) -> None:
     """Print what the approval DAG published, and its credits: the table's, then all of them.
 
     The table (and the gallery) shows one image per asset, the published one, so its total is
-    what the published images cost; the rejected images were paid for too, and the last line
-    adds them up to what the run spent.
+    what the published images cost; the rejected images were paid for too, and the credits line
+    adds them to it: what the run spent.
     """
     if not summary_file.is_file():
         return
