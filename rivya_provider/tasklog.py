@@ -69,9 +69,14 @@ def submitted(
     :param wait_up_to: seconds the task waits for it (its ``generation_timeout``), or ``None``
         when the task does not wait (``wait_for_completion=False``).
     """
-    waits = "not waited for" if wait_up_to is None else f"waiting up to {duration(wait_up_to)}"
+    if task.status.is_terminal:  # answered finished already: there is nothing to wait for
+        waits = ""
+    elif wait_up_to is None:
+        waits = ", not waited for"
+    else:
+        waits = f", waiting up to {duration(wait_up_to)}"
     log.info(
-        "Submitted: %s reserved, charged only if it succeeds; status %s, %s "
+        "Submitted: %s reserved, charged only if it succeeds; status %s%s "
         "(generation %s, Idempotency-Key %s)",
         credits(task.reserved_credits),
         task.status_as_reported,

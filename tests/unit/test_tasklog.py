@@ -68,11 +68,15 @@ def test_submitted_leads_with_credits_status_and_wait_and_ends_with_the_ids() ->
     log = Recorder()
     tasklog.submitted(log, task("queued"), idempotency_key="airflow-rivya-x-0", wait_up_to=600)
     tasklog.submitted(log, task("queued"), idempotency_key="airflow-rivya-x-0")
+    tasklog.submitted(log, task(), idempotency_key="airflow-rivya-x-0", wait_up_to=600)
     assert log.lines == [
         "Submitted: 14 credits reserved, charged only if it succeeds; status queued, waiting up "
         "to 10 min (generation task_1, Idempotency-Key airflow-rivya-x-0)",
         "Submitted: 14 credits reserved, charged only if it succeeds; status queued, not waited "
         "for (generation task_1, Idempotency-Key airflow-rivya-x-0)",
+        # Answered finished already: no wait to speak of.
+        "Submitted: 14 credits reserved, charged only if it succeeds; status succeeded "
+        "(generation task_1, Idempotency-Key airflow-rivya-x-0)",
     ]
 
 
