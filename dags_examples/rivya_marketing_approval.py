@@ -5,11 +5,13 @@ Needs Airflow 3.1+ (human-in-the-loop operators); on Airflow 3.0 this file defin
 
 - ``generate`` is one mapped ``RivyaGenerateOperator`` instance per asset, as in the refresh.
 - ``review`` asks a person, for each image, in the Airflow UI (Browse, Required Actions): approve
-  or reject. The form shows the image, prompt, model and credits (a link to Rivya's result URL,
-  which may expire: answer within a day or so).
+  or reject. The form shows the image (a link opens it full size), prompt, model and credits, and
+  what each answer does. The image is Rivya's result URL, which may expire: answer within a day
+  or so.
 - ``regenerate`` generates each rejected asset once more: a new generation, charged again on
   purpose. It runs under its own task id, so its Idempotency-Keys differ from the rejected one's
-  and Rivya cannot replay the rejected image. ``review_retake`` asks about the new image.
+  and Rivya cannot replay the rejected image. ``review_retake`` asks about the new image; its
+  form says it is the second attempt, and that Reject now drops the asset.
 - ``publish`` copies every approved image to ``<output_root>/<run date>/<run id>/published/``,
   writes ``summary.json`` next to it (published assets, rejected generations, credits of all of
   them) and publishes the Airflow Asset ``rivya_marketing_approved``. An asset rejected twice is
@@ -54,19 +56,44 @@ def as_list(items: Sequence[Any]) -> list[Any]:
     return [items[index] for index in range(len(items))]
 
 
-def review_form(manifest: dict[str, Any]) -> dict[str, str]:
-    """Return the subject and markdown body a reviewer sees for one generated image."""
-    name = manifest["client_request_id"]
-    saved = "".join(f"\n\nSaved as `{f['path']}`." for f in manifest["files"][:1])
+def review_form(manifest: dict[str, Any], *, retake: bool = False) -> dict[str, str]:
+    """Return the subject and markdown body a reviewer sees for one generated image.
+
+    No server paths: the reviewer needs the image, what made it and what each answer does.
+
+    :param manifest: the generate task's manifest of the image.
+    :param retake: the image is the asset's second (its first was rejected).
+    """
+    name, url = manifest["client_request_id"], manifest.get("primary_url")
+    # Airflow's form shows an image at most 300 px wide: the image and a link open it full size.
+    image = (
+        f"[![{name}]({url})]({url})\n\n[Open the full-size image]({url})"
+        if url
+        else "*Rivya returned no image URL for this generation.*"
+    )
+    if retake:
+        heading = "**Second attempt: the first image was rejected.**\n\n"
+        answers = (
+            "**Approve** publishes this image. **Reject** drops the asset: nothing of it is "
+            "published in this run, it is not generated again, and the run's summary.json lists "
+            "it under `failed`. Both images' credits are spent either way."
+        )
+    else:
+        heading = ""
+        answers = (
+            "**Approve** publishes this image. **Reject** generates a new one once (charged "
+            "again) and asks you about it; a second Reject drops the asset from this run."
+        )
     body = (
-        f"![{name}]({manifest['primary_url']})\n\n"
+        f"{heading}{image}\n\n"
         f"**Prompt:** {manifest['prompt']}\n\n"
         f"**Model:** `{manifest['model']}` · **Params:** `{json.dumps(manifest['params'])}` · "
         f"**Credits:** {manifest['charged_credits']} · "
-        f"**Generation:** `{manifest['generation_id']}`"
-        f"{saved}"
+        f"**Generation:** `{manifest['generation_id']}`\n\n"
+        f"{answers}"
     )
-    return {"subject": f"{name}: publish this image?", "body": body}
+    question = "second attempt, publish this image?" if retake else "publish this image?"
+    return {"subject": f"{name}: {question}", "body": body}
 
 
 def run_day(dag_run: Any) -> str:
@@ -115,9 +142,11 @@ if HITLOperator is not None:
             ]
 
         @task
-        def review_forms(manifests: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
-            """Return one review form per generated image."""
-            return [review_form(manifest) for manifest in as_list(manifests)]
+        def review_forms(
+            manifests: Sequence[dict[str, Any]], retake: bool = False
+        ) -> list[dict[str, str]]:
+            """Return one review form per generated image (``retake``: second images)."""
+            return [review_form(manifest, retake=retake) for manifest in as_list(manifests)]
 
         @task
         def rejected(
@@ -204,7 +233,9 @@ if HITLOperator is not None:
             task_id="review_retake",
             options=[APPROVE, REJECT],
             map_index_template="{{ task.subject.split(':')[0] }}",
-        ).expand_kwargs(review_forms.override(task_id="retake_forms")(regenerate.output))
+        ).expand_kwargs(
+            review_forms.override(task_id="retake_forms")(regenerate.output, retake=True)
+        )
         # --8<-- [end:review]
         publish([generate.output, review.output, regenerate.output, review_retake.output])
 # --8<-- [end:dag]

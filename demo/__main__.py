@@ -401,17 +401,55 @@ def report(
 
 
 def report_approvals(summary_file: Path) -> None:
-    """Print what the approval DAG published and what the rejected images cost."""
+    """Print what the approval DAG published, and its credits: the table's, then all of them.
+
+    The table (and the gallery) shows one image per asset, the published one, so its total is
+    what the published images cost; the rejected images were paid for too, and the credits line
+    adds them to it: what the run spent.
+    """
     if not summary_file.is_file():
         return
     summary = json.loads(summary_file.read_text())
-    print(
-        f"Approval: {len(summary['published'])} images published, "
-        f"{len(summary['rejected'])} rejected (generated anew), "
-        f"{summary['credits']} credits in all; dropped: {', '.join(summary['failed']) or 'none'}"
-    )
+    for line in approval_lines(summary):
+        print(line)
+
+
+def approval_lines(summary: Mapping[str, Any]) -> list[str]:
+    """Return the approval report's lines for the DAG's ``summary.json`` content.
+
+    :param summary: ``published`` and ``rejected`` (lists), ``failed`` (the assets dropped),
+        ``assets`` (the published images' manifests) and ``credits`` (every generation's).
+    """
+    published, rejected = len(summary["published"]), len(summary["rejected"])
+    dropped = ", ".join(summary["failed"]) or "none"
+    in_table = sum(m.get("charged_credits") or 0 for m in summary["assets"])
+    in_all = summary["credits"]
+    if rejected:
+        spent = (
+            f"{_number(in_table)} for the {_count(published, 'published image')} (the table's "
+            f"total) + {_number(in_all - in_table)} for {_count(rejected, 'rejected image')} = "
+            f"{_number(in_all)} credits in all"
+        )
+    else:
+        spent = f"{_number(in_all)} in all (the table's total; no image was rejected)"
+    lines = [
+        f"Approval: {_count(published, 'image')} published, {rejected} rejected; dropped after "
+        f"a second rejection: {dropped}",
+        f"Credits: {spent}",
+    ]
     if summary["published"]:
-        print(f"Published: {Path(summary['published'][0]).parent}")
+        lines.append(f"Published: {Path(summary['published'][0]).parent}")
+    return lines
+
+
+def _count(number: int, noun: str) -> str:
+    """``number`` and ``noun``, plural unless one: "1 image", "2 images"."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _number(value: float) -> str:
+    """A credit count as the table prints it, without a trailing ".0"."""
+    return f"{value:g}"
 
 
 if __name__ == "__main__":

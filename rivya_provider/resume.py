@@ -133,6 +133,7 @@ def submit_or_resume(
     memory: TaskMemory,
     conflict_wait: float = 0.0,
     before_new: Callable[[], None] | None = None,
+    wait_up_to: float | None = None,
 ) -> Submission:
     """Return the generation of this task instance: the recorded one, a replay, or a new one.
 
@@ -148,6 +149,8 @@ def submit_or_resume(
     :param before_new: called before a generation that is not known to be paid already is
         submitted (a replay of the key would cost nothing, but cannot be told apart in
         advance); it raises to stop the submission.
+    :param wait_up_to: seconds the task waits for a new generation, said in the log line of
+        the submission (``None``: it does not wait).
     """
     first_link = 0
     stored = memory.generation(chain)
@@ -176,7 +179,7 @@ def submit_or_resume(
         failed_before = task.status is TaskStatus.FAILED and task.created_before_sent is not False
         if not (found_again or failed_before):
             memory.remember_generation(chain, link, task.id, started)
-            tasklog.submitted(log, task, idempotency_key=key)
+            tasklog.submitted(log, task, idempotency_key=key, wait_up_to=wait_up_to)
             return Submission(task, link, key, "submitted", started, answered_at)
         memory.remember_generation(chain, link, task.id, started)
         task = client.get_generation(task.id)

@@ -1,9 +1,11 @@
 """What a generation task says in its log about money and progress, in plain words.
 
-Four moments matter to someone reading a task log: a generation was submitted (under which
-Idempotency-Key, with how many credits reserved), it is being waited for (status, time elapsed,
-time left), an earlier try's generation is reused (at no new charge), and it finished (credits
-charged by this try, files written). Every sentence here says which of those it is.
+Four moments matter to someone reading a task log: a generation was submitted (with how many
+credits reserved, and how long the task waits for it), it is being waited for (status, time
+elapsed, time left), an earlier try's generation is reused (at no new charge), and it finished
+(credits charged by this try, files written). Every line leads with which of those it is and what
+a person acts on (credits, status, time); the generation id and the Idempotency-Key come last, in
+brackets, as a log viewer cuts long lines off at the right.
 """
 
 from __future__ import annotations
@@ -23,6 +25,29 @@ def credits(amount: float) -> str:
     return f"{number} credit" if number == "1" else f"{number} credits"
 
 
+def duration(seconds: float) -> str:
+    """Return a span of time as read at a glance ("0s", "45s", "12 min", "1 h 30 min").
+
+    Seconds below two minutes, whole minutes below an hour, then hours and minutes: the log
+    says how long is left, not a countdown to the second.
+
+    :param seconds: the span; a negative one reads as none.
+    """
+    whole = max(0, round(seconds))
+    if whole < 120:
+        return f"{whole}s"
+    minutes = round(whole / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h" if rest == 0 else f"{hours} h {rest} min"
+
+
+def files_written(count: int) -> str:
+    """Return ``count`` files as words ("1 file", "3 files")."""
+    return "1 file" if count == 1 else f"{count} files"
+
+
 def charged_by_this_try(task: GenerationTask, *, reused: bool) -> float:
     """Return the credits this try caused to be charged: nothing for a reused generation.
 
@@ -33,18 +58,31 @@ def charged_by_this_try(task: GenerationTask, *, reused: bool) -> float:
     return 0 if reused else task.final_credits
 
 
-def submitted(log: Any, task: GenerationTask, *, idempotency_key: str) -> None:
-    """Log a new submission: its key and the credits Rivya reserved for it.
+def submitted(
+    log: Any, task: GenerationTask, *, idempotency_key: str, wait_up_to: float | None = None
+) -> None:
+    """Log a new submission: the credits Rivya reserved, its status, how long it is waited for.
 
     :param log: the logger to write to.
     :param task: the generation as the create returned it.
     :param idempotency_key: the key it was created under.
+    :param wait_up_to: seconds the task waits for it (its ``generation_timeout``), or ``None``
+        when the task does not wait (``wait_for_completion=False``).
     """
+    if task.status.is_terminal:  # answered finished already: there is nothing to wait for
+        waits = ""
+    elif wait_up_to is None:
+        waits = ", not waited for"
+    else:
+        waits = f", waiting up to {duration(wait_up_to)}"
     log.info(
-        "Submitted generation %s (Idempotency-Key %s): %s reserved, charged only if it succeeds",
+        "Submitted: %s reserved, charged only if it succeeds; status %s%s "
+        "(generation %s, Idempotency-Key %s)",
+        credits(task.reserved_credits),
+        task.status_as_reported,
+        waits,
         task.id,
         idempotency_key,
-        credits(task.reserved_credits),
     )
 
 
@@ -53,33 +91,35 @@ def found_again(log: Any, task: GenerationTask, *, how: str, idempotency_key: st
 
     :param log: the logger to write to.
     :param task: the generation as it is now.
-    :param how: ``resumed`` (recorded in ``task_state_store``) or ``replayed`` (Rivya
-        replayed the key).
+    :param how: ``resumed`` (an earlier try remembered it for retries, in ``task_state_store``)
+        or ``replayed`` (Rivya replayed the key).
     :param idempotency_key: the key it was created under.
     """
-    where = (
-        "recorded in task_state_store"
+    found = (
+        "remembered for retries"
         if how == "resumed"
         else f"Rivya replayed Idempotency-Key {idempotency_key}"
     )
     if task.status is TaskStatus.SUCCEEDED:
         log.info(
-            "Reusing generation %s from an earlier try (%s): it already succeeded; no new "
-            "generation and no new charge",
+            "Reusing an earlier try's generation: it already succeeded; no new generation and "
+            "no new charge (generation %s, %s)",
             task.id,
-            where,
+            found,
         )
     elif task.status is TaskStatus.FAILED:
         log.info(
-            "Generation %s from an earlier try (%s) failed (failures cost nothing)", task.id, where
+            "An earlier try's generation failed; failures cost nothing (generation %s, %s)",
+            task.id,
+            found,
         )
     else:
         log.info(
-            "Resuming generation %s from an earlier try (%s): it is %s; waiting for it instead "
-            "of submitting (and paying for) another",
-            task.id,
-            where,
+            "Resuming an earlier try's generation: status %s; waiting for it instead of "
+            "submitting (and paying for) another (generation %s, %s)",
             task.status_as_reported,
+            task.id,
+            found,
         )
 
 
@@ -106,7 +146,15 @@ class WaitProgress:
         return True
 
 
-def waiting(log: Any, *, generation_id: str, status: str, elapsed: float, left: float) -> None:
+def waiting(
+    log: Any,
+    *,
+    generation_id: str,
+    status: str,
+    elapsed: float,
+    left: float,
+    where: str | None = None,
+) -> None:
     """Log one look at a running generation.
 
     :param log: the logger to write to.
@@ -114,14 +162,16 @@ def waiting(log: Any, *, generation_id: str, status: str, elapsed: float, left: 
     :param status: its status as Rivya reported it.
     :param elapsed: seconds since it was submitted.
     :param left: seconds before the wait's deadline.
+    :param where: where the wait runs when that is worth saying, e.g. ``"in the worker"``.
     """
     log.info(
-        "Waiting for generation %s: %s, %.0fs since it was submitted, %.0fs left before the "
-        "timeout",
-        generation_id,
+        "Waiting%s: status %s, %s since it was submitted, %s left before the timeout "
+        "(generation %s)",
+        f" {where}" if where else "",
         status,
-        max(0.0, elapsed),
-        max(0.0, left),
+        duration(elapsed),
+        duration(left),
+        generation_id,
     )
 
 
@@ -143,11 +193,11 @@ def finished(
     """
     if not task.status.is_terminal:
         log.info(
-            "Generation %s is %s; not waiting for it (wait_for_completion=False): %s reserved, "
-            "charged only if it succeeds",
-            task.id,
-            task.status_as_reported,
+            "Not waiting (wait_for_completion=False): %s reserved, charged only if it succeeds; "
+            "status %s (generation %s)",
             credits(task.reserved_credits),
+            task.status_as_reported,
+            task.id,
         )
         return
     charged = charged_by_this_try(task, reused=reused)
@@ -159,17 +209,15 @@ def finished(
         charge = f"{credits(charged)} charged by this try"
     if task.result_count > len(task.result_urls):
         log.warning(
-            "Rivya listed %d results for generation %s; the manifest keeps the first %d",
+            "Rivya listed %d results; the manifest keeps the first %d (generation %s)",
             task.result_count,
-            task.id,
             len(task.result_urls),
+            task.id,
         )
     if files is None:
-        written = (
-            "no files written (no output_path or output_dir)"
-            if not output_path
-            else "no files written"
-        )
+        written = "no files written" + ("" if output_path else ": no output_path or output_dir")
+        details = f"generation {task.id}"
     else:
-        written = f"{len(files)} file(s) written to {output_path}: {', '.join(files)}"
-    log.info("Generation %s %s: %s; %s", task.id, task.status, charge, written)
+        written = f"{files_written(len(files))} written to {output_path}"
+        details = f"generation {task.id}; files: {', '.join(files)}"
+    log.info("Generation %s: %s; %s (%s)", task.status, charge, written, details)

@@ -263,6 +263,7 @@ class RivyaGenerateOperator(GenerationLineage, SpendsCredits, BaseOperator):
                 if budget is None and period is None
                 else lambda: self._check_budget(context, budget, period)
             ),
+            wait_up_to=_seconds(self.generation_timeout) if self.wait_for_completion else None,
         )
         task = submission.task
         self._remember(task, submission.origin)
@@ -322,7 +323,8 @@ class RivyaGenerateOperator(GenerationLineage, SpendsCredits, BaseOperator):
             )
         tasklog.waiting(
             self.log,
-            generation_id=f"{task.id} in the worker",
+            generation_id=task.id,
+            where="in the worker",
             status=task.status_as_reported,
             elapsed=time.time() - submission.started_at,
             left=deadline - time.time(),

@@ -93,10 +93,10 @@ class RivyaGenerationSensor(BaseSensorOperator):
         self._link(context, task)
         if not task.status.is_terminal:
             self.log.info(
-                "Waiting for generation %s: %s, %.0fs since it was submitted",
-                task.id,
+                "Waiting: status %s, %s since it was submitted (generation %s)",
                 task.status_as_reported,
-                max(0.0, time.time() - started_at_of(task)),
+                tasklog.duration(time.time() - started_at_of(task)),
+                task.id,
             )
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(context, task))
@@ -126,9 +126,10 @@ class RivyaGenerationSensor(BaseSensorOperator):
             task, request={"model": task.model}, origin="watched", idempotency_key=None
         )
         self.log.info(
-            "Generation %s %s: it cost %s; this sensor only watched it and charged nothing",
-            task.id,
+            "Generation %s: it cost %s; this sensor only watched it and charged nothing "
+            "(generation %s)",
             task.status,
             tasklog.credits(task.final_credits),
+            task.id,
         )
         return manifest.model_dump(mode="json")

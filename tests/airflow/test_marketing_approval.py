@@ -147,14 +147,22 @@ def test_the_reviewer_sees_image_prompt_model_and_credits_and_an_asset_rejected_
         ti = detail["task_instance"]
         manifest = manifests[ti["task_id"], ti["map_index"]]
         name = manifest["client_request_id"]
-        assert detail["subject"] == f"{name}: publish this image?"
+        retake = ti["task_id"] == "review_retake"
+        question = "second attempt, publish this image?" if retake else "publish this image?"
+        assert detail["subject"] == f"{name}: {question}"
         assert detail["options"] == ["Approve", "Reject"]
         body = detail["body"]
-        assert f"![{name}]({manifest['primary_url']})" in body
+        url = manifest["primary_url"]
+        assert f"[![{name}]({url})]({url})\n\n[Open the full-size image]({url})" in body
         assert f"**Prompt:** {manifest['prompt']}" in body
         assert f"**Model:** `{MODELS[name]}`" in body
         assert f"**Credits:** {CREDITS[MODELS[name]]}" in body
-        assert manifest["files"][0]["path"] in body
+        # No server path: the worker's file is not the reviewer's business.
+        assert manifest["files"][0]["path"] not in body
+        assert "Saved as" not in body
+        # The retake's form says so, and that a second Reject drops the asset.
+        assert body.startswith("**Second attempt: the first image was rejected.**") is retake
+        assert ("**Reject** drops the asset" in body) is retake
         assert detail["response_received"] is True
         assert ti["rendered_map_index"] == name
     assert emulator.api_key not in json.dumps(details)

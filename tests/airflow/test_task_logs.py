@@ -58,13 +58,17 @@ def test_a_new_generation_logs_its_key_reservation_wait_and_charge(
     manifest = xcom(run, "generate")
     gid, key = manifest["generation_id"], manifest["idempotency_key"]
     lines = logged()
-    assert having(lines, f"Submitted generation {gid} (Idempotency-Key {key}): 14 credits reserved")
-    waits = having(lines, f"Waiting for generation {gid}: ")
+    (submitted,) = having(lines, "Submitted: ")
+    # What a person acts on first (credits, status, how long), the ids last.
+    assert submitted.startswith("Submitted: 14 credits reserved, charged only if it succeeds; ")
+    assert "waiting up to 30 min" in submitted, submitted
+    assert submitted.endswith(f"(generation {gid}, Idempotency-Key {key})"), submitted
+    waits = [w for w in having(lines, "Waiting: status ") if w.endswith(f"(generation {gid})")]
     assert waits, lines
-    assert all(
-        "s since it was submitted, " in w and "s left before the timeout" in w for w in waits
-    )
-    assert having(lines, f"Generation {gid} succeeded: 14 credits charged by this try; no files")
+    assert all(" since it was submitted, " in w and " left before the timeout " in w for w in waits)
+    (done,) = having(lines, "Generation succeeded: ")
+    assert done.startswith("Generation succeeded: 14 credits charged by this try; no files"), done
+    assert done.endswith(f"(generation {gid})"), done
     assert not having(lines, "earlier try"), lines
 
 
@@ -77,9 +81,9 @@ def test_a_worker_wait_logs_elapsed_and_time_left(
 
     gid = xcom(run, "generate")["generation_id"]
     lines = logged()
-    (wait,) = having(lines, f"Waiting for generation {gid} in the worker: ")
-    assert wait.endswith("s left before the timeout"), wait
-    assert having(lines, f"Generation {gid} succeeded: 14 credits charged by this try")
+    (wait,) = having(lines, "Waiting in the worker: status ")
+    assert wait.endswith(f" left before the timeout (generation {gid})"), wait
+    assert having(lines, "Generation succeeded: 14 credits charged by this try; no files written")
 
 
 def test_a_resumed_running_generation_is_waited_for_and_charged_once(
@@ -95,12 +99,13 @@ def test_a_resumed_running_generation_is_waited_for_and_charged_once(
     manifest = xcom(run, "generate")
     gid, key = manifest["generation_id"], manifest["idempotency_key"]
     lines = logged()
-    assert len(having(lines, f"Submitted generation {gid} (Idempotency-Key {key})")) == 1
-    (resumed,) = having(lines, f"Resuming generation {gid} from an earlier try")
-    # Airflow 3.3 records it in task_state_store; older lines find it by replaying the key.
-    assert ("(recorded in task_state_store)" in resumed) is has_task_state_store()
+    assert len(having(lines, f"(generation {gid}, Idempotency-Key {key})")) == 1
+    (resumed,) = having(lines, "Resuming an earlier try's generation: ")
+    # Airflow 3.3 remembers it in task_state_store; older lines find it by replaying the key.
+    remembered = resumed.endswith(f"(generation {gid}, remembered for retries)")
+    assert remembered is has_task_state_store(), resumed
     assert "waiting for it instead of submitting (and paying for) another" in resumed
-    assert having(lines, f"Generation {gid} succeeded: 14 credits charged by this try")
+    assert having(lines, "Generation succeeded: 14 credits charged by this try")
     assert rivya_connection.counters()["credits_charged"] == 14
 
 
@@ -121,14 +126,15 @@ def test_a_retry_after_success_reuses_it_at_no_new_charge(
     lines = logged()
     # Airflow 3.3 runs the retry from execute(), which finds the paid generation again; 3.0
     # hands the retry the first try's trigger event instead (nothing to find, nothing to pay).
-    reused = having(lines, f"Reusing generation {gid} from an earlier try")
+    reused = having(lines, "Reusing an earlier try's generation: ")
     assert len(reused) == 1 if has_task_state_store() else len(reused) <= 1
-    assert all(
-        r.endswith("it already succeeded; no new generation and no new charge") for r in reused
-    )
-    (done,) = having(lines, f"Generation {gid} succeeded: ")
-    assert "0 credits charged by this try (an earlier try paid 14 credits)" in done
-    assert f"1 file(s) written to {blocker / 'out'}: {manifest['files'][0]['path']}" in done
+    assert all("it already succeeded; no new generation and no new charge" in r for r in reused)
+    assert all(f"(generation {gid}, " in r for r in reused)
+    (done,) = having(lines, "Generation succeeded: ")
+    assert done.startswith("Generation succeeded: 0 credits charged by this try (an earlier try ")
+    assert "(an earlier try paid 14 credits)" in done
+    assert f"1 file written to {blocker / 'out'} " in done, done
+    assert done.endswith(f"(generation {gid}; files: {manifest['files'][0]['path']})"), done
     assert not having(lines, "14 credits charged by this try"), lines
     assert rivya_connection.counters()["credits_charged"] == 14
 
@@ -141,17 +147,18 @@ def test_a_cleared_succeeded_task_logs_no_new_charge(
     conf = {"marker": str(tmp_path / "marker")}
     first = run_dag("rivya_downstream_fails", logical_date=when, run_after=when, run_conf=conf)
     gid = xcom(first, "generate")["generation_id"]
-    assert having(logged(), f"Generation {gid} succeeded: 14 credits charged by this try")
+    assert having(logged(), "Generation succeeded: 14 credits charged by this try")
 
     second = run_dag("rivya_downstream_fails", logical_date=when, run_after=when, run_conf=conf)
 
     assert xcom(second, "generate")["generation_id"] == gid
     lines = logged()
-    (reused,) = having(lines, f"Reusing generation {gid} from an earlier try")
+    (reused,) = having(lines, "Reusing an earlier try's generation: ")
     assert "no new charge" in reused
-    (done,) = having(lines, f"Generation {gid} succeeded: ")
+    assert f"(generation {gid}, " in reused
+    (done,) = having(lines, "Generation succeeded: ")
     assert "0 credits charged by this try (an earlier try paid 14 credits)" in done
-    assert not having(lines, "Submitted generation"), lines
+    assert not having(lines, "Submitted: "), lines
     assert rivya_connection.counters()["credits_charged"] == 14
 
 
@@ -169,8 +176,8 @@ def test_a_replayed_create_names_the_key_and_charges_once(
     manifest = xcom(run, "generate")
     gid, key = manifest["generation_id"], manifest["idempotency_key"]
     lines = logged()
-    assert not having(lines, "Submitted generation"), lines
-    (replayed,) = having(lines, f"Resuming generation {gid} from an earlier try")
-    assert f"(Rivya replayed Idempotency-Key {key})" in replayed
-    assert having(lines, f"Generation {gid} succeeded: 14 credits charged by this try")
+    assert not having(lines, "Submitted: "), lines
+    (replayed,) = having(lines, "Resuming an earlier try's generation: ")
+    assert replayed.endswith(f"(generation {gid}, Rivya replayed Idempotency-Key {key})")
+    assert having(lines, "Generation succeeded: 14 credits charged by this try")
     assert emulator.counters()["credits_charged"] == 14

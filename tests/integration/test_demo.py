@@ -281,10 +281,13 @@ def test_demo_approve_rejects_one_image_once_and_publishes_its_retake_with_the_r
     # depends on how soon the reviewer answers it.
     assert re.search(r"review(_retake)?\[[a-z-]+\]\s+waiting ", printed), printed
     assert re.search(r"regenerate\[hero-banner\]\s+done ", printed), printed
-    # flux-2-flex twice, plus the retake: 3 x 14 credits.
+    # flux-2-flex twice, plus the retake: 3 x 14 credits; the table counts the published two.
+    total_row = next(line for line in printed.splitlines() if line.startswith("total "))
+    assert total_row.split() == ["total", "28"]
     assert (
-        "Approval: 2 images published, 1 rejected (generated anew), 42 credits in all; "
-        "dropped: none" in printed
+        "Approval: 2 images published, 1 rejected; dropped after a second rejection: none\n"
+        "Credits: 28 for the 2 published images (the table's total) + 14 for 1 rejected image = "
+        "42 credits in all\n" in printed
     )
     folder = only_run(output)
     summary = json.loads(next(folder.glob("*/*/summary.json")).read_text())

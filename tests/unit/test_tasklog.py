@@ -47,33 +47,72 @@ def test_charged_by_this_try(reused: bool, charged: int) -> None:
     assert tasklog.charged_by_this_try(task(), reused=reused) == charged
 
 
-def test_submitted_names_key_and_reservation() -> None:
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (-3, "0s"),
+        (0.4, "0s"),
+        (45, "45s"),
+        (119, "119s"),
+        (120, "2 min"),
+        (1788, "30 min"),
+        (3600, "1 h"),
+        (5400, "1 h 30 min"),
+    ],
+)
+def test_durations_in_words(seconds: float, words: str) -> None:
+    assert tasklog.duration(seconds) == words
+
+
+def test_submitted_leads_with_credits_status_and_wait_and_ends_with_the_ids() -> None:
     log = Recorder()
+    tasklog.submitted(log, task("queued"), idempotency_key="airflow-rivya-x-0", wait_up_to=600)
     tasklog.submitted(log, task("queued"), idempotency_key="airflow-rivya-x-0")
+    tasklog.submitted(log, task(), idempotency_key="airflow-rivya-x-0", wait_up_to=600)
     assert log.lines == [
-        "Submitted generation task_1 (Idempotency-Key airflow-rivya-x-0): 14 credits reserved, "
-        "charged only if it succeeds"
+        "Submitted: 14 credits reserved, charged only if it succeeds; status queued, waiting up "
+        "to 10 min (generation task_1, Idempotency-Key airflow-rivya-x-0)",
+        "Submitted: 14 credits reserved, charged only if it succeeds; status queued, not waited "
+        "for (generation task_1, Idempotency-Key airflow-rivya-x-0)",
+        # Answered finished already: no wait to speak of.
+        "Submitted: 14 credits reserved, charged only if it succeeds; status succeeded "
+        "(generation task_1, Idempotency-Key airflow-rivya-x-0)",
     ]
 
 
-def test_found_again_says_reused_or_resumed_and_how() -> None:
+def test_found_again_says_reused_or_resumed_and_how_it_was_found_last() -> None:
     log = Recorder()
     tasklog.found_again(log, task(), how="resumed", idempotency_key="k-0")
     tasklog.found_again(log, task("processing"), how="replayed", idempotency_key="k-0")
     tasklog.found_again(log, task("failed"), how="resumed", idempotency_key="k-0")
-    reused, resumed, failed = log.lines
-    assert reused.startswith("Reusing generation task_1 from an earlier try (recorded in task_")
-    assert reused.endswith("no new generation and no new charge")
-    assert "(Rivya replayed Idempotency-Key k-0): it is processing; waiting for it" in resumed
-    assert failed.endswith("failed (failures cost nothing)")
+    assert log.lines == [
+        "Reusing an earlier try's generation: it already succeeded; no new generation and no new "
+        "charge (generation task_1, remembered for retries)",
+        "Resuming an earlier try's generation: status processing; waiting for it instead of "
+        "submitting (and paying for) another (generation task_1, Rivya replayed Idempotency-Key "
+        "k-0)",
+        "An earlier try's generation failed; failures cost nothing (generation task_1, "
+        "remembered for retries)",
+    ]
+    assert not any("task_state_store" in line for line in log.lines)
 
 
-def test_waiting_never_shows_negative_seconds() -> None:
+def test_waiting_leads_with_status_and_time_and_never_shows_negative_seconds() -> None:
     log = Recorder()
     tasklog.waiting(log, generation_id="task_1", status="processing", elapsed=-2.0, left=-1.0)
+    tasklog.waiting(
+        log,
+        generation_id="task_1",
+        status="queued",
+        elapsed=12.0,
+        left=1788.0,
+        where="in the worker",
+    )
     assert log.lines == [
-        "Waiting for generation task_1: processing, 0s since it was submitted, 0s left before "
-        "the timeout"
+        "Waiting: status processing, 0s since it was submitted, 0s left before the timeout "
+        "(generation task_1)",
+        "Waiting in the worker: status queued, 12s since it was submitted, 30 min left before "
+        "the timeout (generation task_1)",
     ]
 
 
@@ -92,23 +131,27 @@ def test_wait_progress_logs_the_first_look_each_new_status_and_then_once_a_minut
     assert logged == [("queued", 0.0), ("processing", 10.0), ("processing", 70.0)]
 
 
-def test_finished_reused_says_nothing_new_was_charged_and_lists_files() -> None:
+def test_finished_reused_says_nothing_new_was_charged_and_lists_files_last() -> None:
     log = Recorder()
-    tasklog.finished(log, task(), reused=True, files=["/out/a.png"], output_path="/out")
+    tasklog.finished(
+        log, task(), reused=True, files=["/out/a.png", "/out/b.png"], output_path="/out"
+    )
     assert log.lines == [
-        "Generation task_1 succeeded: 0 credits charged by this try (an earlier try paid "
-        "14 credits); 1 file(s) written to /out: /out/a.png"
+        "Generation succeeded: 0 credits charged by this try (an earlier try paid 14 credits); "
+        "2 files written to /out (generation task_1; files: /out/a.png, /out/b.png)"
     ]
 
 
 def test_finished_new_and_not_waited_for() -> None:
     log = Recorder()
+    tasklog.finished(log, task(), reused=False, files=["/out/a.png"], output_path="/out")
     tasklog.finished(log, task(), reused=False, files=None, output_path=None)
     tasklog.finished(log, task("queued"), reused=False, files=None, output_path=None)
-    done, submitted_only = log.lines
-    assert done == (
-        "Generation task_1 succeeded: 14 credits charged by this try; no files written "
-        "(no output_path or output_dir)"
-    )
-    assert submitted_only.startswith("Generation task_1 is queued; not waiting for it")
-    assert submitted_only.endswith("14 credits reserved, charged only if it succeeds")
+    assert log.lines == [
+        "Generation succeeded: 14 credits charged by this try; 1 file written to /out "
+        "(generation task_1; files: /out/a.png)",
+        "Generation succeeded: 14 credits charged by this try; no files written: no output_path "
+        "or output_dir (generation task_1)",
+        "Not waiting (wait_for_completion=False): 14 credits reserved, charged only if it "
+        "succeeds; status queued (generation task_1)",
+    ]
