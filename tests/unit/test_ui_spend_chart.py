@@ -168,3 +168,25 @@ def test_an_empty_daily_spend_has_no_dags() -> None:
     spend = DailySpend(days=(date(2026, 12, 7),), credits={})
     assert spend.dags == []
     assert spend.on(date(2026, 12, 7)) == {}
+
+
+def _luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[n : n + 2], 16) / 255 for n in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _contrast(first: str, second: str) -> float:
+    light, dark = sorted((_luminance(first), _luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_every_bar_colour_stands_out_from_the_background_light_and_dark() -> None:
+    from rivya_provider.ui.chart import CHART_CSS
+
+    light_css, dark_css = CHART_CSS.split("prefers-color-scheme: dark")
+    for css, background in ((light_css, "#ffffff"), (dark_css, "#1a202c")):
+        fills = re.findall(r"\.c(?:\d|-other)\{fill:(#[0-9a-f]{6})", css)
+        assert len(fills) == COLOURS + 1
+        # WCAG's 3:1 for parts of a graphic.
+        assert all(_contrast(fill, background) >= 3 for fill in fills), (background, fills)
