@@ -221,11 +221,13 @@ def run_page(*, dag_id: str, run_id: str, board: Board) -> str:
 
 
 def _dag_link(dag_id: str) -> str:
-    """The DAG's name, a link to its page in the Airflow UI (the whole window, not the frame)."""
-    return (
-        f'<a href="{escape(dag_url(dag_id))}" target="_top" '
-        f'title="The DAG in Airflow">{escape(dag_id)}</a>'
-    )
+    """The DAG's name, a link to its page in the Airflow UI.
+
+    No ``target="_top"``: Airflow shows the credits page in a frame sandboxed without
+    ``allow-top-navigation`` (Airflow 3.1 to 3.3), where such a link does nothing. A plain link
+    opens the DAG's page in the frame, which Airflow 3.3 mirrors in the address bar.
+    """
+    return f'<a href="{escape(dag_url(dag_id))}" title="The DAG in Airflow">{escape(dag_id)}</a>'
 
 
 def overview_page(
