@@ -397,6 +397,7 @@ def test_the_credits_page_in_a_browser_at_1024_light_and_dark(scenario: UiScenar
         frame.locator(f"table a:text-is('{GALLERY}')").click()
         frame.wait_for_url(re.compile(rf"/dags/{GALLERY}(/|\?|$)"))
         frame.get_by_text(GALLERY).first.wait_for()
-        # Back returns to the credits page.
-        page.go_back()
+        # The browser's Back (the window's history: the frame's navigation is part of it) returns
+        # to the credits page.
+        page.evaluate("() => history.back()")
         frame.wait_for_url(re.compile(r"/rivya/overview$"))
