@@ -6,7 +6,7 @@ one; all by default:
 
 - ``connection``: the Rivya connection form and its Test button's toast.
 - ``rivya_run_view``: the Rivya plugin's run tab (the review board of a reviewed run, light at
-  1400 px and dark at 1024 px) and credits page, in a full deployment
+  1400 px and dark at 1024 px) and credits page (its chart and table), in a full deployment
   (``tests/e2e/ui_scenario.py``).
 """
 
@@ -96,7 +96,8 @@ def rivya_run_view() -> list[Path]:
         page.emulate_media(color_scheme="dark")
         open_in_ui(page, run_view_url(scenario, REVIEW), heading="Rivya generations")
         page.screenshot(path=str(dark))
-        page.set_viewport_size({"width": 1400, "height": 900})
+        # Tall enough for the chart of spend over time and the table per DAG under it.
+        page.set_viewport_size({"width": 1400, "height": 1000})
         page.emulate_media(color_scheme="light")
         open_in_ui(page, f"{scenario.base_url}/plugin/rivya-credits", heading="Rivya credits")
         page.screenshot(path=str(credits))

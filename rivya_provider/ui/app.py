@@ -9,6 +9,7 @@ manifests, never by a path from the request (see :func:`~rivya_provider.ui.data.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Annotated
 
 from airflow.api_fastapi.app import get_auth_manager
@@ -20,7 +21,13 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_da
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, Response
 
-from rivya_provider.ui.data import read_result, run_board, run_generations, spend_per_dag
+from rivya_provider.ui.data import (
+    read_result,
+    run_board,
+    run_generations,
+    spend_per_dag,
+    spend_per_day,
+)
 from rivya_provider.ui.pages import Balance, overview_page, run_page
 
 log = logging.getLogger(__name__)
@@ -88,7 +95,8 @@ def create_app() -> FastAPI:
     def overview(user: GetUserDep, runs: Annotated[int, Query(ge=1, le=500)] = 25) -> HTMLResponse:
         dag_ids = get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
         spends = spend_per_dag(dag_ids=set(dag_ids), runs_per_dag=runs)
-        page = overview_page(balance=_balance(user), spends=spends, runs_per_dag=runs)
+        daily = spend_per_day(dag_ids=set(dag_ids), now=datetime.now(timezone.utc))
+        page = overview_page(balance=_balance(user), spends=spends, runs_per_dag=runs, daily=daily)
         return HTMLResponse(page, headers=HEADERS)
 
     return app

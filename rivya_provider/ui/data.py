@@ -11,12 +11,14 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from rivya_provider.manifest import GenerationManifest, ResultFile
 from rivya_provider.outputs import result_name
 from rivya_provider.ui.board import Board, Generation, TaskRow, build_board
+from rivya_provider.ui.daily import CHART_DAYS, DailySpend, daily_spend, window
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +263,43 @@ def spend_per_dag(*, dag_ids: set[str], runs_per_dag: int) -> list[DagSpend]:
                 spend.generations += 1
                 spend.credits += float(manifest.charged_credits)
     return sorted(spends.values(), key=lambda s: (-s.credits, s.dag_id))
+
+
+def spend_per_day(*, dag_ids: set[str], now: datetime, days: int = CHART_DAYS) -> DailySpend:
+    """Sum the credits charged per DAG and UTC day by the runs whose ``run_after`` falls in
+    the ``days`` UTC days up to ``now``'s (see :mod:`rivya_provider.ui.daily`).
+
+    :param dag_ids: the DAGs to look at (those the user may read).
+    :param now: the current time.
+    :param days: how many UTC days the chart covers.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    start, end = window(now, days=days)
+    charges: list[tuple[str, datetime, float]] = []
+    with create_session() as session:
+        for dag_id in sorted(dag_ids):
+            query = (
+                select(DagRun.run_after, XComModel.value)
+                .join(
+                    XComModel,
+                    (XComModel.dag_id == DagRun.dag_id) & (XComModel.run_id == DagRun.run_id),
+                )
+                .where(
+                    DagRun.dag_id == dag_id,
+                    DagRun.run_after >= start,
+                    DagRun.run_after < end,
+                    XComModel.key == RETURN_VALUE_KEY,
+                )
+            )
+            for run_after, value in session.execute(query):
+                manifest = as_manifest(XComModel.deserialize_value(_Value(value)))
+                if manifest is not None:
+                    charges.append((dag_id, run_after, float(manifest.charged_credits)))
+    return daily_spend(charges, now=now, days=days)
 
 
 @dataclass(frozen=True)

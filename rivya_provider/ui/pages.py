@@ -8,12 +8,16 @@ from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote
 
+from rivya_provider.ui.airflow_links import dag_url, task_url
 from rivya_provider.ui.board import Board, Card, Generation
+from rivya_provider.ui.chart import CHART_CSS, spend_chart
+from rivya_provider.ui.daily import DailySpend
 from rivya_provider.ui.data import DagSpend, is_stored
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:16px;color:#1a202c;background:#fff}
-h1{font-size:18px;margin:0 0 4px} p.sub{color:#4a5568;margin:0 0 12px}
+h1{font-size:18px;margin:0 0 4px} h2{font-size:15px;margin:20px 0 4px}
+p.sub{color:#4a5568;margin:0 0 12px}
 a{color:#2b6cb0} a:visited{color:#6b46c1}
 table{border-collapse:collapse;width:100%} th,td{border-bottom:1px solid #e2e8f0;padding:6px 8px;
 text-align:left;vertical-align:top} th{background:#f7fafc;font-weight:600}
@@ -65,7 +69,7 @@ def _page(title: str, body: str, *, refresh: bool = False) -> str:
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"{meta}<title>{escape(title)}</title><style>{_CSS}</style></head>"
+        f"{meta}<title>{escape(title)}</title><style>{_CSS}{CHART_CSS}</style></head>"
         f"<body>{body}</body></html>"
     )
 
@@ -122,21 +126,6 @@ def _params(params: dict[str, object]) -> str:
         for key, value in sorted(params.items())
     )
     return f'<dl class="params">{items}</dl>'
-
-
-def task_url(*, dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
-    """Return the Airflow UI page of a task instance, relative to the run's page.
-
-    :param dag_id: the DAG.
-    :param run_id: the run.
-    :param task_id: the task.
-    :param map_index: the map index (``-1``: not mapped).
-    """
-    path = "/".join(quote(part, safe="") for part in ("dags", dag_id, "runs", run_id))
-    path += f"/tasks/{quote(task_id, safe='')}"
-    if map_index >= 0:
-        path += f"/mapped/{map_index}"
-    return f"../../../{path}"
 
 
 def _mark(kind: str, text: str, href: str | None = None) -> str:
@@ -231,12 +220,25 @@ def run_page(*, dag_id: str, run_id: str, board: Board) -> str:
     return _page("Rivya generations", f'{head}<div class="board">{grid}</div>', refresh=board.live)
 
 
-def overview_page(*, balance: Balance, spends: Iterable[DagSpend], runs_per_dag: int) -> str:
-    """Render the credit balance and the spend per DAG.
+def _dag_link(dag_id: str) -> str:
+    """The DAG's name, a link to its page in the Airflow UI.
+
+    No ``target="_top"``: Airflow shows the credits page in a frame sandboxed without
+    ``allow-top-navigation`` (Airflow 3.1 to 3.3), where such a link does nothing. A plain link
+    opens the DAG's page in the frame, which Airflow 3.3 mirrors in the address bar.
+    """
+    return f'<a href="{escape(dag_url(dag_id))}" title="The DAG in Airflow">{escape(dag_id)}</a>'
+
+
+def overview_page(
+    *, balance: Balance, spends: Iterable[DagSpend], runs_per_dag: int, daily: DailySpend
+) -> str:
+    """Render the credit balance, the spend per day and the spend per DAG.
 
     :param balance: the balance of the ``rivya_default`` account, or why it is not shown.
-    :param spends: credits per DAG, from the manifests.
+    :param spends: credits per DAG over each DAG's recent runs, from the manifests.
     :param runs_per_dag: how many recent runs of each DAG were summed.
+    :param daily: credits per DAG and UTC day over the last days, from the same manifests.
     """
     shown = _credits(balance.credits) if balance.credits is not None else "&mdash;"
     note = f"<div class=muted>{escape(balance.note)}</div>" if balance.note else ""
@@ -245,7 +247,7 @@ def overview_page(*, balance: Balance, spends: Iterable[DagSpend], runs_per_dag:
         f"<div class=big>{shown}</div>{note}</div>"
     )
     rows = "".join(
-        f"<tr><td>{escape(s.dag_id)}</td><td class=num>{len(s.runs)}</td>"
+        f"<tr><td>{_dag_link(s.dag_id)}</td><td class=num>{len(s.runs)}</td>"
         f"<td class=num>{s.generations}</td><td class=num>{_credits(s.credits)}</td></tr>"
         for s in spends
     )
@@ -257,4 +259,6 @@ def overview_page(*, balance: Balance, spends: Iterable[DagSpend], runs_per_dag:
         else "<p>No Rivya generations in the recent runs of the DAGs you can read.</p>"
     )
     sub = f"<p class=sub>Spend over the last {runs_per_dag} runs of each DAG you can read.</p>"
-    return _page("Rivya credits", f"<h1>Rivya credits</h1>{card}{sub}{table}")
+    chart = f"<h2>Spend over time</h2>{spend_chart(daily)}"
+    per_dag = f"<h2>Spend per DAG</h2>{sub}{table}"
+    return _page("Rivya credits", f"<h1>Rivya credits</h1>{card}{chart}{per_dag}")

@@ -9,7 +9,9 @@ auth manager) and anonymously, what they show, and try to reach files the manife
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin
@@ -185,18 +187,47 @@ def test_a_user_who_may_not_read_the_dag_sees_nothing_of_it(outsider: httpx.Clie
     assert outsider.get(f"{run_path(GALLERY)}/files/0/0").status_code == 200
 
 
+def run_day(scenario: UiScenario, dag_id: str) -> str:
+    """The UTC day of the run's ``run_after``, the day the chart counts its generations on."""
+    run_after = scenario.runs[dag_id]["run_after"].replace("Z", "+00:00")
+    return datetime.fromisoformat(run_after).astimezone(timezone.utc).date().isoformat()
+
+
+def dag_link(dag_id: str) -> str:
+    return f'<a href="../dags/{dag_id}" title="The DAG in Airflow">{dag_id}</a>'
+
+
 def test_the_overview_sums_spend_per_readable_dag(
-    admin: httpx.Client, outsider: httpx.Client
+    admin: httpx.Client, outsider: httpx.Client, scenario: UiScenario
 ) -> None:
     gallery = sum(m["charged_credits"] for m in manifests(admin, GALLERY))
     private = sum(m["charged_credits"] for m in manifests(admin, PRIVATE))
     page = admin.get("/rivya/overview").raise_for_status().text
     row = "<td>{}</td><td class=num>1</td><td class=num>{}</td><td class=num>{:g}</td>"
-    assert row.format(GALLERY, 3, gallery) in page
-    assert row.format(PRIVATE, 1, private) in page
+    assert row.format(dag_link(GALLERY), 3, gallery) in page
+    assert row.format(dag_link(PRIVATE), 1, private) in page
+    # The chart puts each DAG's credits on the UTC day of its run's run_after.
+    assert '<svg class="chart"' in page
+    assert page.count('<g class="day">') == 30
+    for dag_id, credits in ((GALLERY, gallery), (PRIVATE, private)):
+        assert f"<title>{run_day(scenario, dag_id)} · {dag_id}: {credits:g} credits</title>" in page
     hidden = outsider.get("/rivya/overview").raise_for_status().text
     assert GALLERY in hidden
+    assert f"· {GALLERY}: {gallery:g} credits</title>" in hidden
     assert PRIVATE not in hidden
+
+
+def test_a_dag_name_on_the_overview_links_to_the_dags_page_in_airflow(
+    admin: httpx.Client,
+) -> None:
+    page = admin.get("/rivya/overview").raise_for_status().text
+    assert dag_link(GALLERY) in page
+    # Relative to the credits page, the link is the UI's own route of the DAG.
+    target = urljoin("/rivya/overview", f"../dags/{GALLERY}")
+    assert target == f"/dags/{GALLERY}"
+    response = admin.get(target)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
 
 
 def test_the_overview_shows_the_live_balance(admin: httpx.Client, scenario: UiScenario) -> None:
@@ -328,3 +359,45 @@ def test_the_review_board_in_a_browser_at_two_widths_light_and_dark(scenario: Ui
                 full = page.request.get(urljoin(frame.url, href))
                 assert full.status == 200
                 assert full.headers["content-type"].startswith("image/")
+
+
+def test_the_credits_page_in_a_browser_at_1024_light_and_dark(scenario: UiScenario) -> None:
+    _browser_or_skip()
+    from tests.browser_support import browser_page, login
+    from tests.e2e.ui_scenario import open_in_ui
+
+    credits_url = f"{scenario.base_url}/plugin/rivya-credits"
+    with browser_page(viewport=(1024, 900)) as page:
+        login(
+            page, base_url=scenario.base_url, username="admin", password=scenario.passwords["admin"]
+        )
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            frame = open_in_ui(page, credits_url, heading="Rivya credits")
+            chart = frame.locator("svg.chart")
+            box = chart.bounding_box()
+            assert box is not None
+            assert box["width"] > 400, box
+            assert box["height"] > 100, box
+            assert frame.locator("svg.chart g.day").count() == 30
+            assert frame.locator("svg.chart rect.c0, svg.chart rect.c1").count() >= 1
+            overflow = frame.evaluate(
+                "() => [document.scrollingElement.scrollWidth,"
+                " document.scrollingElement.clientWidth]"
+            )
+            assert overflow[0] <= overflow[1], (scheme, overflow)
+            # The axis labels follow the scheme's text colour, readable on its background.
+            colours = frame.evaluate(
+                "() => [getComputedStyle(document.querySelector('svg.chart text')).fill,"
+                " getComputedStyle(document.body).backgroundColor]"
+            )
+            assert contrast(*colours) >= 4.5, (scheme, colours)
+        # The DAG's name opens the DAG's page of the Airflow UI, in the view's frame (Airflow's
+        # sandbox lets the frame navigate itself only).
+        frame.locator(f"table a:text-is('{GALLERY}')").click()
+        frame.wait_for_url(re.compile(rf"/dags/{GALLERY}(/|\?|$)"))
+        frame.get_by_text(GALLERY).first.wait_for()
+        # The browser's Back (the window's history: the frame's navigation is part of it) returns
+        # to the credits page.
+        page.evaluate("() => history.back()")
+        frame.wait_for_url(re.compile(r"/rivya/overview$"))

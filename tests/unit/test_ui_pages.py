@@ -13,7 +13,9 @@ import pytest
 
 from rivya_provider.manifest import GenerationManifest, ResultFile
 from rivya_provider.outputs import result_name
+from rivya_provider.ui.airflow_links import dag_url, task_url
 from rivya_provider.ui.board import Board, Generation, TaskRow, build_board
+from rivya_provider.ui.daily import daily_spend
 from rivya_provider.ui.data import (
     DagSpend,
     as_manifest,
@@ -21,7 +23,7 @@ from rivya_provider.ui.data import (
     number_generations,
     read_result,
 )
-from rivya_provider.ui.pages import Balance, file_url, overview_page, run_page, task_url
+from rivya_provider.ui.pages import Balance, file_url, overview_page, run_page
 from tests.airflow_compat import airflow_at_least
 
 HOSTILE = '<script>alert("x")</script>'
@@ -302,18 +304,43 @@ def test_the_board_is_a_grid_with_readable_links_in_dark_mode() -> None:
     assert "a{color:#90cdf4}" in dark
 
 
+NO_DAILY = daily_spend([], now=T0)
+
+
 def test_overview_shows_balance_and_escaped_spend() -> None:
     spends = [DagSpend(dag_id=HOSTILE, runs={"a", "b"}, generations=3, credits=12.5)]
-    page = overview_page(balance=Balance(987.0), spends=spends, runs_per_dag=25)
+    page = overview_page(balance=Balance(987.0), spends=spends, runs_per_dag=25, daily=NO_DAILY)
     assert "<script>" not in page
     assert re.search(r"<td class=num>2</td><td class=num>3</td><td class=num>12.5</td>", page)
     assert ">987<" in page
 
 
 def test_overview_says_why_the_balance_is_missing() -> None:
-    page = overview_page(balance=Balance(None, f"no {HOSTILE}"), spends=[], runs_per_dag=5)
+    page = overview_page(
+        balance=Balance(None, f"no {HOSTILE}"), spends=[], runs_per_dag=5, daily=NO_DAILY
+    )
     assert "no &lt;script&gt;" in page
     assert "No Rivya generations" in page
+
+
+def test_dag_names_on_the_credits_page_link_to_the_dag_in_airflow() -> None:
+    spends = [
+        DagSpend(dag_id="rivya_marketing_campaign", runs={"r"}, generations=1, credits=4.0),
+        DagSpend(dag_id='odd "dag"/x', runs={"r"}, generations=1, credits=1.0),
+    ]
+    page = overview_page(balance=Balance(1.0), spends=spends, runs_per_dag=25, daily=NO_DAILY)
+    # The credits page is /rivya/overview: one folder up is the UI's root, where dags/<id> is.
+    assert dag_url("rivya_marketing_campaign") == "../dags/rivya_marketing_campaign"
+    assert (
+        '<td><a href="../dags/rivya_marketing_campaign" '
+        'title="The DAG in Airflow">rivya_marketing_campaign</a></td>'
+    ) in page
+    # Airflow's sandboxed frame refuses to navigate the whole window: no target="_top" here.
+    assert 'target="_top"' not in page
+    # Each part of the path is encoded, and the name is shown escaped.
+    assert dag_url('odd "dag"/x') == "../dags/odd%20%22dag%22%2Fx"
+    assert '<a href="../dags/odd%20%22dag%22%2Fx" title=' in page
+    assert ">odd &quot;dag&quot;/x</a>" in page
 
 
 def test_pages_carry_no_script() -> None:
