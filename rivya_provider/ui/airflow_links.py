@@ -1,7 +1,7 @@
-"""Links from the Rivya pages to Airflow's own UI pages (a DAG, a task instance).
+"""Links from the Rivya pages to Airflow's own UI pages (a DAG).
 
 The links are relative to the Rivya page that holds them: the api-server mounts the Rivya app at
-``/rivya`` beside the UI's routes (``dags/<dag id>``, ``dags/<dag id>/runs/<run id>/tasks/...``),
+``/rivya`` beside the UI's routes (``dags/<dag id>``, ...),
 so climbing out of the Rivya page's folders reaches the UI's root wherever the api-server is
 served, behind a proxy's path prefix too. Every part of a path is percent-encoded.
 """
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-#: Folders between the UI's root and a run's page (``rivya/runs/<dag id>/<run id>``).
-RUN_PAGE_DEPTH = 3
 #: Folders between the UI's root and the credits page (``rivya/overview``).
 OVERVIEW_DEPTH = 1
 
@@ -32,17 +30,3 @@ def dag_url(dag_id: str, *, depth: int = OVERVIEW_DEPTH) -> str:
     :param depth: how many folders the linking page's URL has below the UI's root.
     """
     return airflow_ui_url("dags", dag_id, depth=depth)
-
-
-def task_url(*, dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
-    """Return the Airflow UI page of a task instance, relative to the run's page.
-
-    :param dag_id: the DAG.
-    :param run_id: the run.
-    :param task_id: the task.
-    :param map_index: the map index (``-1``: not mapped).
-    """
-    segments = ["dags", dag_id, "runs", run_id, "tasks", task_id]
-    if map_index >= 0:
-        segments += ["mapped", str(map_index)]
-    return airflow_ui_url(*segments, depth=RUN_PAGE_DEPTH)

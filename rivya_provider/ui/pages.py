@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote
 
-from rivya_provider.ui.airflow_links import dag_url, task_url
+from rivya_provider.ui.airflow_links import dag_url
 from rivya_provider.ui.board import Board, Card, Generation
 from rivya_provider.ui.chart import CHART_CSS, spend_chart
 from rivya_provider.ui.daily import DailySpend
@@ -37,7 +37,9 @@ object-fit:contain}
 .mark{font-size:12px;font-weight:600;border-radius:10px;padding:1px 8px;border:1px solid}
 .mark-approved,.mark-published{color:#276749} .mark-rejected,.mark-failed{color:#c53030}
 .mark-retake,.mark-in-progress,.mark-waiting{color:#975a16} .mark-answered{color:#4a5568}
-a.mark{text-decoration:none}
+.lightbox{display:none} .lightbox:target{display:flex;position:fixed;inset:0;z-index:10;
+align-items:center;justify-content:center;background:rgba(0,0,0,.85);cursor:zoom-out}
+.lightbox img{width:96vw;height:96vh;object-fit:contain} .enlarge{cursor:zoom-in}
 dl.params{display:grid;grid-template-columns:max-content 1fr;gap:2px 8px;margin:4px 0}
 dl.params dt{color:#4a5568} dl.params dd{margin:0}
 .facts{margin:4px 0 0;padding:0;list-style:none}
@@ -96,7 +98,12 @@ def file_url(*, run_id: str, index: int, file_index: int) -> str:
 
 
 def _image(generation: Generation, *, run_id: str) -> str:
-    """The image at its own aspect ratio, a link to the full-size file (a new tab enlarges it)."""
+    """The image at its own aspect ratio; a click shows it enlarged over the page.
+
+    Airflow shows the view in a frame sandboxed with ``allow-forms`` only: no scripts, no new tab,
+    no navigating the window. So the enlarged image is a CSS ``:target`` overlay of the page's
+    own (a link to a fragment is allowed), and a click on it closes it.
+    """
     manifest = generation.manifest
     src = None
     for position, result in enumerate(manifest.files):
@@ -107,10 +114,12 @@ def _image(generation: Generation, *, run_id: str) -> str:
     if src is None:
         return '<div class="frame"><span class="muted">no image</span></div>'
     alt = escape(f"Result of {manifest.generation_id}")
+    view = f"view-{generation.index}"
     return (
-        f'<a class="enlarge" href="{escape(src)}" target="_blank" rel="noopener" '
-        f'title="Open full size"><div class="frame"><img class="shot" src="{escape(src)}" '
-        f'alt="{alt}"></div></a>'
+        f'<a class="enlarge" href="#{view}" title="Enlarge"><div class="frame">'
+        f'<img class="shot" src="{escape(src)}" alt="{alt}"></div></a>'
+        f'<a class="lightbox" id="{view}" href="#board" title="Close">'
+        f'<img src="{escape(src)}" alt="{alt}" loading="lazy"></a>'
     )
 
 
@@ -128,27 +137,26 @@ def _params(params: dict[str, object]) -> str:
     return f'<dl class="params">{items}</dl>'
 
 
-def _mark(kind: str, text: str, href: str | None = None) -> str:
+def _mark(kind: str, text: str, title: str | None = None) -> str:
     css = f"mark mark-{kind.replace(' ', '-')}"
-    if href:
-        return (
-            f'<a class="{css}" href="{escape(href)}" target="_top" '
-            f'title="The review in Airflow">{escape(text)}</a>'
-        )
-    return f'<span class="{css}">{escape(text)}</span>'
+    hint = f' title="{escape(title)}"' if title else ""
+    return f'<span class="{css}"{hint}>{escape(text)}</span>'
 
 
-def _marks(card: Card, *, dag_id: str, run_id: str) -> str:
+def _where(task_id: str, map_index: int) -> str:
+    """A task instance as Airflow's pages write it: ``review [2]``, or the task id alone."""
+    return f"{task_id} [{map_index}]" if map_index >= 0 else task_id
+
+
+def _marks(card: Card) -> str:
     marks = []
     if card.retake:
         marks.append(_mark("retake", "retake"))
     if card.review is not None:
         review = card.review
-        href = task_url(
-            dag_id=dag_id, run_id=run_id, task_id=review.task_id, map_index=review.map_index
-        )
         text = review.verdict if review.verdict != "answered" else ", ".join(review.chosen)
-        marks.append(_mark(review.verdict, text, href))
+        asked = _where(review.task_id, review.map_index)
+        marks.append(_mark(review.verdict, text, f"Answered in task {asked}"))
     if card.generation is None:
         marks.append(_mark(card.status, card.status))
     return "".join(marks)
@@ -162,13 +170,10 @@ def _credits_text(card: Card) -> str:
     return f"{_credits(card.credits or 0.0)} credits"
 
 
-def _card(card: Card, *, dag_id: str, run_id: str) -> str:
+def _card(card: Card, *, run_id: str) -> str:
     task = card.task
-    where = escape(task.task_id) + (f" [{task.map_index}]" if task.map_index >= 0 else "")
-    parts = [
-        f'<h2><span class="label">{escape(card.label)}</span>'
-        f"{_marks(card, dag_id=dag_id, run_id=run_id)}</h2>"
-    ]
+    where = escape(_where(task.task_id, task.map_index))
+    parts = [f'<h2><span class="label">{escape(card.label)}</span>{_marks(card)}</h2>']
     facts = []
     if card.generation is not None:
         m = card.generation.manifest
@@ -187,7 +192,7 @@ def _card(card: Card, *, dag_id: str, run_id: str) -> str:
         generation_id = escape(m.generation_id)
         link = _http_url(m.primary_url)
         if link:
-            anchor = f'<a href="{escape(link)}" target="_blank" rel="noopener">'
+            anchor = f'<a href="{escape(link)}">'  # in the frame: the sandbox allows no more
             generation_id = f"{anchor}{generation_id}</a>"
         facts.append(f'Generation {generation_id} <span class="muted">{escape(m.origin)}</span>')
     facts.append(f'<span class="muted">Task {where}</span>')
@@ -216,8 +221,10 @@ def run_page(*, dag_id: str, run_id: str, board: Board) -> str:
     if not cards:
         body = head + "<p>This run has no Rivya generations.</p>"
         return _page("Rivya generations", body, refresh=board.live)
-    grid = "".join(_card(card, dag_id=dag_id, run_id=run_id) for card in cards)
-    return _page("Rivya generations", f'{head}<div class="board">{grid}</div>', refresh=board.live)
+    grid = "".join(_card(card, run_id=run_id) for card in cards)
+    return _page(
+        "Rivya generations", f'{head}<div class="board" id="board">{grid}</div>', refresh=board.live
+    )
 
 
 def _dag_link(dag_id: str) -> str:

@@ -108,9 +108,8 @@ def test_the_review_board_names_assets_marks_reviews_and_shows_the_failed_genera
     assert page.count('<span class="label">hero-banner</span>') == 2  # first look and retake
     assert page.count('<span class="label">feed-square</span>') == 1
     assert '<span class="label">generate' not in page  # not "generate [0]"
-    # The rejected first look links to its review in the Airflow UI; its retake was approved.
-    review = f"../../../dags/{REVIEW}/runs/{RUN_IDS[REVIEW]}/tasks/review/mapped/0"
-    assert f'<a class="mark mark-rejected" href="{review}" target="_top"' in page
+    # The rejected first look names the review that rejected it; its retake was approved.
+    assert '<span class="mark mark-rejected" title="Answered in task review [0]">' in page
     assert page.count('<span class="mark mark-retake">retake</span>') == 1
     assert page.count("mark mark-approved") == 2
     # The generation that failed has a card, with no credits.
@@ -328,7 +327,7 @@ def test_the_review_board_in_a_browser_at_two_widths_light_and_dark(scenario: Ui
                 )
                 labels = frame.locator("article.asset .label").all_inner_texts()
                 assert sorted(labels) == ["broken", "feed-square", "hero-banner", "hero-banner"]
-                assert frame.locator("a.mark-rejected").count() == 1
+                assert frame.locator(".mark-rejected").count() == 1
                 assert frame.locator(".mark-retake").count() == 1
                 assert frame.locator(".mark-failed").inner_text() == "failed"
                 # Each image at its own ratio: the 21:9 banner is shown wide, not cropped square.
@@ -343,7 +342,7 @@ def test_the_review_board_in_a_browser_at_two_widths_light_and_dark(scenario: Ui
                 assert max(natural for natural, _ in ratios) > 2  # the banner
                 # Links read against the page's background, in light and dark alike.
                 colours = frame.evaluate(
-                    "() => [getComputedStyle(document.querySelector('a.mark')).color,"
+                    "() => [getComputedStyle(document.querySelector('.facts a')).color,"
                     " getComputedStyle(document.body).backgroundColor]"
                 )
                 assert contrast(*colours) >= 4.5, (scheme, colours)
@@ -353,12 +352,25 @@ def test_the_review_board_in_a_browser_at_two_widths_light_and_dark(scenario: Ui
                     " document.scrollingElement.clientWidth]"
                 )
                 assert overflow[0] <= overflow[1], (width, overflow)
-                # Click to enlarge: the link serves the full image from the copy.
-                href = frame.locator("a.enlarge").first.get_attribute("href")
-                assert href is not None
-                full = page.request.get(urljoin(frame.url, href))
+                # Click to enlarge: the full image from the copy, over the page, larger than the
+                # card shows it; a click closes it.
+                frame.locator("a.enlarge").first.click()
+                enlarged = frame.locator(".lightbox:target img")
+                enlarged.wait_for(state="visible")
+                shown = frame.eval_on_selector(
+                    "a.enlarge img", "i => [i.clientWidth, i.clientHeight]"
+                )
+                big = enlarged.evaluate("i => [i.clientWidth, i.clientHeight, i.naturalWidth]")
+                assert big[2] > 0, "the enlarged image did not load"
+                assert big[0] > shown[0], (width, shown, big)
+                assert big[1] > shown[1], (width, shown, big)
+                src = enlarged.get_attribute("src")
+                assert src is not None
+                full = page.request.get(urljoin(frame.url, src))
                 assert full.status == 200
                 assert full.headers["content-type"].startswith("image/")
+                frame.locator(".lightbox:target").click()
+                assert frame.locator(".lightbox:target").count() == 0
 
 
 def test_the_credits_page_in_a_browser_at_1024_light_and_dark(scenario: UiScenario) -> None:

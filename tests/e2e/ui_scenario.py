@@ -184,8 +184,10 @@ def open_in_ui(page: Page, url: str, *, heading: str) -> Frame:
     frame = frame_element.content_frame()
     assert frame is not None
     frame.wait_for_selector(f"h1:has-text('{heading}')")
-    # Wait for every image to be decoded, so screenshots and checks see them.
+    # Wait for every image to be decoded, so screenshots and checks see them (a lazy one, such as
+    # the board's enlarged image, loads only when it is shown).
     frame.wait_for_function(
-        "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"
+        "() => [...document.images].filter(i => i.loading !== 'lazy')"
+        ".every(i => i.complete && i.naturalWidth > 0)"
     )
     return frame
