@@ -376,7 +376,8 @@ def test_task_deferred_and_resumed_by_the_triggerer(record: RunRecord) -> None:
     # The API server serves both parts of the story as the try's log.
     assert f"Deferring: generation {generation_id}" in record.rest_log
     assert "Trigger fired event" in record.rest_log
-    assert f"Generation {generation_id} succeeded" in record.rest_log
+    assert "Generation succeeded: " in record.rest_log
+    assert f"(generation {generation_id}; files: " in record.rest_log
 
 
 # -- 3. the extra link ---------------------------------------------------------------------------
