@@ -378,7 +378,7 @@ def test_results_on_an_object_store_are_read_by_a_task_on_the_other_worker(
     # The Rivya view shows the copies and serves them from the bucket, through the API server.
     view = f"/rivya/runs/{OBJECT_STORE_DAG}/object_store"
     page = check(deployment.api.get(view)).text
-    assert page.count('src="./object_store/files/') == SIZE, page[:2000]
+    assert page.count('<img class="shot" src="./object_store/files/') == SIZE, page[:2000]
     by_sha = {entry["sha256"] for entry in listed}
     for index in range(SIZE):
         image = check(deployment.api.get(f"{view}/files/{index}/0"))
