@@ -72,7 +72,12 @@ class TaskRow:
         """What Airflow's own pages call this task instance."""
         if self.asset:
             return self.asset
-        return f"{self.task_id} [{self.map_index}]" if self.map_index >= 0 else self.task_id
+        return task_name(self.task_id, self.map_index)
+
+
+def task_name(task_id: str, map_index: int) -> str:
+    """A task instance as Airflow's pages write it: ``review [2]``, or the task id alone."""
+    return f"{task_id} [{map_index}]" if map_index >= 0 else task_id
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from html import escape
 from urllib.parse import quote
 
 from rivya_provider.ui.airflow_links import dag_url
-from rivya_provider.ui.board import Board, Card, Generation
+from rivya_provider.ui.board import Board, Card, Generation, task_name
 from rivya_provider.ui.chart import CHART_CSS, spend_chart
 from rivya_provider.ui.daily import DailySpend
 from rivya_provider.ui.data import DagSpend, is_stored
@@ -143,11 +143,6 @@ def _mark(kind: str, text: str, title: str | None = None) -> str:
     return f'<span class="{css}"{hint}>{escape(text)}</span>'
 
 
-def _where(task_id: str, map_index: int) -> str:
-    """A task instance as Airflow's pages write it: ``review [2]``, or the task id alone."""
-    return f"{task_id} [{map_index}]" if map_index >= 0 else task_id
-
-
 def _marks(card: Card) -> str:
     marks = []
     if card.retake:
@@ -155,7 +150,7 @@ def _marks(card: Card) -> str:
     if card.review is not None:
         review = card.review
         text = review.verdict if review.verdict != "answered" else ", ".join(review.chosen)
-        asked = _where(review.task_id, review.map_index)
+        asked = task_name(review.task_id, review.map_index)
         marks.append(_mark(review.verdict, text, f"Answered in task {asked}"))
     if card.generation is None:
         marks.append(_mark(card.status, card.status))
@@ -172,7 +167,7 @@ def _credits_text(card: Card) -> str:
 
 def _card(card: Card, *, run_id: str) -> str:
     task = card.task
-    where = escape(_where(task.task_id, task.map_index))
+    where = escape(task_name(task.task_id, task.map_index))
     parts = [f'<h2><span class="label">{escape(card.label)}</span>{_marks(card)}</h2>']
     facts = []
     if card.generation is not None:
