@@ -15,7 +15,8 @@ Needs Airflow 3.1+ (human-in-the-loop operators); on Airflow 3.0 this file defin
 - ``publish`` copies every approved image to ``<output_root>/<run date>/<run id>/published/``,
   writes ``summary.json`` next to it (published assets, rejected generations, credits of all of
   them) and publishes the Airflow Asset ``rivya_marketing_approved``. An asset rejected twice is
-  left out and named in the summary.
+  left out and named in the summary. It returns the published generation ids under
+  ``rivya_published``, which the run's "Rivya generations" tab marks "published".
 
 Needs the Airflow Connection ``rivya_default``. Params: ``campaign`` (path or URI of the campaign
 file) and ``output_root`` (default ``$RIVYA_ASSETS_ROOT`` or ``<tmp>/rivya-assets``).
@@ -36,6 +37,7 @@ from airflow.sdk import DAG, Asset, ObjectStoragePath, Param, task
 
 from rivya_provider.operators.generate import RivyaGenerateOperator
 from rivya_provider.outputs import folder_name
+from rivya_provider.ui.board import PUBLISHED_KEY
 
 try:
     from airflow.providers.standard.operators.hitl import HITLOperator
@@ -206,7 +208,14 @@ if HITLOperator is not None:
                 f"published {len(published)} of {len(first)} assets; given up: {summary['failed']}"
             )
             outlet_events[APPROVED_ASSETS].extra = {"folder": str(folder / "published")}
-            return {key: summary[key] for key in ("published", "rejected", "failed", "credits")}
+            # --8<-- [start:published]
+            # PUBLISHED_KEY: the Rivya tab of the run marks these generations "published".
+            published_ids = [m["generation_id"] for m in final.values()]
+            return {
+                **{key: summary[key] for key in ("published", "rejected", "failed", "credits")},
+                PUBLISHED_KEY: published_ids,
+            }
+            # --8<-- [end:published]
 
         wanted = load_campaign()
         generate = RivyaGenerateOperator.partial(

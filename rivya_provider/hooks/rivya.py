@@ -29,6 +29,7 @@ from rivya_provider.client import (
     normalise_base_url,
     register_secret,
 )
+from rivya_provider.exceptions import permanent_failure
 from rivya_provider.hooks._shared_settings import shared_lookup
 
 _LOOPBACK_NAMES = {"localhost"}
@@ -390,5 +391,6 @@ class RivyaHook(BaseHook):
             with RivyaClient(**self.settings.kwargs()) as client:
                 credits = client.get_credits()
         except RivyaError as exc:
-            return False, str(exc)
+            # A refused key: say which connection holds it and how to fix it.
+            return False, str(permanent_failure(exc, self.rivya_conn_id) or exc)
         return True, f"Connected to {self.settings.base_url}: {credits.current_credits} credits"

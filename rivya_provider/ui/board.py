@@ -9,6 +9,9 @@ Review marks come from human-in-the-loop answers (the return values of Airflow's
 ``HITLOperator`` tasks, ``{"chosen_options": [...]}``): an answer belongs to the latest card
 with the same asset name (rendered map index) whose task started before the answer's task did.
 A later card of an asset whose earlier card was rejected is a retake.
+
+A task marks generations as published by returning a mapping with :data:`PUBLISHED_KEY`: the
+list of the generation ids it published (the approval example's ``publish`` step does).
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ FINISHED_RUN_STATES = frozenset({"success", "failed"})
 #: Chosen options read as an approval or a rejection (case-insensitive, at the start).
 APPROVING = re.compile(r"^\s*(approve|accept|publish|yes|ok)", re.IGNORECASE)
 REJECTING = re.compile(r"^\s*(reject|decline|deny|no\b|discard)", re.IGNORECASE)
+#: The key of a task's return value that lists the generation ids the task published.
+PUBLISHED_KEY = "rivya_published"
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,8 @@ class Card:
     reason: str = ""
     review: Review | None = None
     retake: bool = False
+    #: The task instance that published this generation (see :data:`PUBLISHED_KEY`).
+    published_by: TaskRow | None = None
 
     @property
     def in_progress(self) -> bool:
@@ -170,6 +177,19 @@ def as_review(value: Any, task: TaskRow) -> Review | None:
     if not isinstance(chosen, list) or not all(isinstance(o, str) for o in chosen):
         return None
     return Review(task.task_id, task.map_index, tuple(chosen))
+
+
+def published_ids(value: Any) -> list[str]:
+    """The generation ids a task's return value says it published (see :data:`PUBLISHED_KEY`).
+
+    :param value: a deserialised XCom return value.
+    """
+    if not isinstance(value, Mapping):
+        return []
+    ids = value.get(PUBLISHED_KEY)
+    if not isinstance(ids, list):
+        return []
+    return [i for i in ids if isinstance(i, str)]
 
 
 def _card(task: TaskRow, generation: Generation | None) -> Card | None:
@@ -246,6 +266,17 @@ def build_board(
         (t, review)
         for t in rows
         if (review := as_review(returns.get((t.task_id, t.map_index)), t)) and t.asset
+    ]
+    publishers = {
+        generation_id: t
+        for t in rows
+        for generation_id in published_ids(returns.get((t.task_id, t.map_index)))
+    }
+    cards = [
+        replace(card, published_by=publishers.get(card.generation.manifest.generation_id))
+        if card.generation is not None
+        else card
+        for card in cards
     ]
     return Board(run_state, _marked(cards, reviews))
 

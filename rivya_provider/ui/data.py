@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -234,31 +233,36 @@ def spend_per_dag(*, dag_ids: set[str], runs_per_dag: int) -> list[DagSpend]:
     from airflow.models.dagrun import DagRun
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
-    spends: dict[str, DagSpend] = defaultdict(lambda: DagSpend(dag_id=""))
+    spends: dict[str, DagSpend] = {}
     with create_session() as session:
-        for dag_id in sorted(dag_ids):
-            # Two queries: MySQL refuses LIMIT inside an IN subquery.
-            recent = session.scalars(
-                select(DagRun.run_id)
-                .where(DagRun.dag_id == dag_id)
-                .order_by(DagRun.id.desc())
-                .limit(runs_per_dag)
-            ).all()
-            if not recent:
-                continue
-            query = select(XComModel.run_id, XComModel.value).where(
-                XComModel.dag_id == dag_id,
-                XComModel.key == RETURN_VALUE_KEY,
-                XComModel.run_id.in_(recent),
+        for chunk in _chunks(dag_ids):
+            # Each DAG's latest runs by a window function: MySQL refuses LIMIT inside IN.
+            recent = (
+                select(
+                    DagRun.dag_id,
+                    DagRun.run_id,
+                    func.row_number()
+                    .over(partition_by=DagRun.dag_id, order_by=DagRun.id.desc())
+                    .label("recency"),
+                )
+                .where(DagRun.dag_id.in_(chunk))
+                .subquery()
             )
-            for run_id, value in session.execute(query):
+            query = (
+                select(XComModel.dag_id, XComModel.run_id, XComModel.value)
+                .join(
+                    recent,
+                    (recent.c.dag_id == XComModel.dag_id) & (recent.c.run_id == XComModel.run_id),
+                )
+                .where(recent.c.recency <= runs_per_dag, XComModel.key == RETURN_VALUE_KEY)
+            )
+            for dag_id, run_id, value in session.execute(query):
                 manifest = as_manifest(XComModel.deserialize_value(_Value(value)))
                 if manifest is None:
                     continue
-                spend = spends[dag_id]
-                spend.dag_id = dag_id
+                spend = spends.setdefault(dag_id, DagSpend(dag_id=dag_id))
                 spend.runs.add(run_id)
                 spend.generations += 1
                 spend.credits += float(manifest.charged_credits)
@@ -281,25 +285,36 @@ def spend_per_day(*, dag_ids: set[str], now: datetime, days: int = CHART_DAYS) -
     start, end = window(now, days=days)
     charges: list[tuple[str, datetime, float]] = []
     with create_session() as session:
-        for dag_id in sorted(dag_ids):
+        for chunk in _chunks(dag_ids):
             query = (
-                select(DagRun.run_after, XComModel.value)
+                select(DagRun.dag_id, DagRun.run_after, XComModel.value)
                 .join(
                     XComModel,
                     (XComModel.dag_id == DagRun.dag_id) & (XComModel.run_id == DagRun.run_id),
                 )
                 .where(
-                    DagRun.dag_id == dag_id,
+                    DagRun.dag_id.in_(chunk),
                     DagRun.run_after >= start,
                     DagRun.run_after < end,
                     XComModel.key == RETURN_VALUE_KEY,
                 )
             )
-            for run_after, value in session.execute(query):
+            for dag_id, run_after, value in session.execute(query):
                 manifest = as_manifest(XComModel.deserialize_value(_Value(value)))
                 if manifest is not None:
                     charges.append((dag_id, run_after, float(manifest.charged_credits)))
     return daily_spend(charges, now=now, days=days)
+
+
+#: DAG ids per query: well under SQLite's smallest bound on a statement's parameters (999).
+DAG_IDS_PER_QUERY = 500
+
+
+def _chunks(dag_ids: set[str]) -> Iterator[list[str]]:
+    """The DAG ids in sorted batches of :data:`DAG_IDS_PER_QUERY`."""
+    ordered = sorted(dag_ids)
+    for start in range(0, len(ordered), DAG_IDS_PER_QUERY):
+        yield ordered[start : start + DAG_IDS_PER_QUERY]
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,9 @@ def _marks(card: Card) -> str:
         text = review.verdict if review.verdict != "answered" else ", ".join(review.chosen)
         asked = task_name(review.task_id, review.map_index)
         marks.append(_mark(review.verdict, text, f"Answered in task {asked}"))
+    if card.published_by is not None:
+        publisher = task_name(card.published_by.task_id, card.published_by.map_index)
+        marks.append(_mark("published", "published", f"Published by task {publisher}"))
     if card.generation is None:
         marks.append(_mark(card.status, card.status))
     return "".join(marks)

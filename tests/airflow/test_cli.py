@@ -86,6 +86,7 @@ def test_connections_test_reports_the_rivya_error_for_a_bad_key(
     assert "Connection failed!" in tested.stdout
     assert "api_key_invalid" in tested.stdout
     assert "requestId req_" in tested.stdout
+    assert "Airflow connection 'rivya_secret': set that password" in tested.stdout
     assert "rvya_sk_not_a_real_key" not in tested.stdout + tested.stderr
 
 

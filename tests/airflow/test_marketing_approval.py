@@ -21,6 +21,7 @@ import pytest
 
 from demo.review import Decide, Reviewer, reject_first_look, serve_airflow_api
 from rivya_provider.emulator import RunningEmulator
+from rivya_provider.ui.board import PUBLISHED_KEY
 from tests.airflow.examples import (
     EXAMPLE_DAGS_DIR,
     connect_rivya_default,
@@ -115,6 +116,9 @@ def test_a_rejected_asset_is_generated_anew_and_only_approved_images_are_publish
     for name, path in published.items():
         assert sha256(path) == final[name]["files"][0]["sha256"]
     assert sha256(published["hero-banner"]) != rejected["files"][0]["sha256"]
+    # The run's Rivya tab marks what publish names as published: the final images only.
+    marked = xcom(run, "publish")[PUBLISHED_KEY]
+    assert sorted(marked) == sorted(m["generation_id"] for m in final.values())
     events = asset_events("rivya_marketing_approved")
     assert len(events) == events_before + 1
     assert events[-1] == {"folder": str(day / "published")}

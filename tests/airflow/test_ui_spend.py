@@ -52,3 +52,19 @@ def test_each_run_counts_on_the_utc_day_of_its_run_after(run_dag: RunDag) -> Non
     assert xcom(late, "preflight")["period"]["spent"] + 4 == spend.day_total(date(2033, 3, 10))
     # Only the DAGs asked about (those the user may read) are read.
     assert spend_per_day(dag_ids={"another_dag"}, now=now).credits == {}
+
+
+def test_spend_per_dag_sums_each_dags_latest_runs(run_dag: RunDag) -> None:
+    from rivya_provider.ui.data import spend_per_dag
+
+    utc = timezone.utc
+    run_at(run_dag, datetime(2033, 4, 1, tzinfo=utc), FLEX)  # older than the latest two
+    second = run_at(run_dag, datetime(2033, 4, 2, tzinfo=utc), PRO)
+    third = run_at(run_dag, datetime(2033, 4, 3, tzinfo=utc), PRO, PRO)
+
+    (spend,) = spend_per_dag(dag_ids={DAG_ID, "no_such_dag"}, runs_per_dag=2)
+
+    assert spend.dag_id == DAG_ID
+    assert spend.runs == {second.run_id, third.run_id}
+    assert (spend.generations, spend.credits) == (3, 12.0)
+    assert spend_per_dag(dag_ids={"another_dag"}, runs_per_dag=2) == []

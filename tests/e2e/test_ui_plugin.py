@@ -21,7 +21,15 @@ import pytest
 
 from tests.airflow_compat import airflow_at_least
 from tests.e2e.ui_dags.rivya_ui import GALLERY_PROMPTS, PRIVATE_PROMPT
-from tests.e2e.ui_scenario import GALLERY, PRIVATE, REVIEW, RUN_IDS, START_CREDITS, UiScenario
+from tests.e2e.ui_scenario import (
+    GALLERY,
+    LIVE,
+    PRIVATE,
+    REVIEW,
+    RUN_IDS,
+    START_CREDITS,
+    UiScenario,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -112,6 +120,8 @@ def test_the_review_board_names_assets_marks_reviews_and_shows_the_failed_genera
     assert '<span class="mark mark-rejected" title="Answered in task review [0]">' in page
     assert page.count('<span class="mark mark-retake">retake</span>') == 1
     assert page.count("mark mark-approved") == 2
+    # The approved images are the ones the publish step names; the rejected one is not.
+    assert page.count('<span class="mark mark-published" title="Published by task publish">') == 2
     # The generation that failed has a card, with no credits.
     assert '<span class="label">broken</span><span class="mark mark-failed">failed</span>' in page
     assert "0 credits · failed" in page
@@ -297,6 +307,19 @@ def test_the_browser_session_cookie_carries_the_same_dag_permissions(
         assert GALLERY_PROMPTS[0] in page.content()
 
 
+def test_a_generation_under_way_has_a_card_with_its_credits_reserved_and_the_page_reloads(
+    admin: httpx.Client,
+) -> None:
+    page = admin.get(run_path(LIVE)).raise_for_status().text
+    assert '<span class="label">live-banner</span>' in page
+    assert '<span class="mark mark-in-progress">in progress</span>' in page
+    # flux-2-flex's catalogue price, held while the task waits in the triggerer.
+    assert "14 credits reserved · deferred" in page
+    assert "0 credits charged, 14 reserved; run running" in page
+    assert '<meta http-equiv="refresh" content="10">' in page
+    assert 'class="shot"' not in page  # no image yet
+
+
 def contrast(first: str, second: str) -> float:
     """The WCAG contrast ratio of two CSS ``rgb(...)`` colours."""
 
@@ -330,6 +353,7 @@ def test_the_review_board_in_a_browser_at_two_widths_light_and_dark(scenario: Ui
                 assert frame.locator(".mark-rejected").count() == 1
                 assert frame.locator(".mark-retake").count() == 1
                 assert frame.locator(".mark-failed").inner_text() == "failed"
+                assert frame.locator(".mark-published").count() == 2
                 # Each image at its own ratio: the 21:9 banner is shown wide, not cropped square.
                 ratios = frame.eval_on_selector_all(
                     "img.shot",
@@ -371,6 +395,17 @@ def test_the_review_board_in_a_browser_at_two_widths_light_and_dark(scenario: Ui
                 assert full.headers["content-type"].startswith("image/")
                 frame.locator(".lightbox:target").click()
                 assert frame.locator(".lightbox:target").count() == 0
+                # A generation under way: its card says so, with the credits it holds.
+                frame = open_in_ui(page, run_view_url(scenario, LIVE), heading="Rivya generations")
+                card = frame.locator("article.asset")
+                assert card.locator(".label").all_inner_texts() == ["live-banner"]
+                assert card.locator(".mark-in-progress").inner_text() == "in progress"
+                assert "14 credits reserved" in card.inner_text()
+                overflow = frame.evaluate(
+                    "() => [document.scrollingElement.scrollWidth,"
+                    " document.scrollingElement.clientWidth]"
+                )
+                assert overflow[0] <= overflow[1], (width, overflow)
 
 
 def test_the_credits_page_in_a_browser_at_1024_light_and_dark(scenario: UiScenario) -> None:

@@ -4,6 +4,8 @@ Shared by ``test_ui_plugin.py`` and ``scripts/screenshots.py``: an emulator, the
 :mod:`tests.e2e.ui_auth` auth manager (``admin`` reads every DAG, ``outsider`` all but
 ``rivya_ui_private``), and one finished run of each DAG in ``ui_dags``; a reviewer answers the
 review DAG's human-in-the-loop requests through the REST API, rejecting the banner's first look.
+Last, a run of ``rivya_ui_live`` whose generation the emulator keeps processing: its task waits,
+deferred, while the tests look at it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,13 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = Path(__file__).resolve().parent / "ui_dags"
 GALLERY, PRIVATE, REVIEW = "rivya_ui_gallery", "rivya_ui_private", "rivya_ui_review"
-RUN_IDS = {GALLERY: "ui_gallery_run", PRIVATE: "ui_private_run", REVIEW: "ui_review_run"}
+LIVE = "rivya_ui_live"
+RUN_IDS = {
+    GALLERY: "ui_gallery_run",
+    PRIVATE: "ui_private_run",
+    REVIEW: "ui_review_run",
+    LIVE: "ui_live_run",
+}
 #: How each run ends: the review DAG has a generation that fails on purpose.
 END_STATES = {GALLERY: "success", PRIVATE: "success", REVIEW: "failed"}
 USERS = ("admin", "outsider")
@@ -129,6 +137,10 @@ def run_ui_scenario(root: Path) -> Iterator[UiScenario]:
                 settle=REVIEW_SETTLE,
             ):
                 scenario.runs[REVIEW] = _finished(deployment, REVIEW, RUN_IDS[REVIEW])
+            # From now on every generation processes for an hour: the live run stays deferred.
+            emulator.set_faults(slow_task_rate=1.0, slow_task_extra_seconds=3600.0)
+            _trigger(deployment, LIVE, RUN_IDS[LIVE])
+            _deferred(deployment, LIVE, RUN_IDS[LIVE])
             yield scenario
 
 
@@ -163,6 +175,20 @@ def _finished(deployment: AirflowDeployment, dag_id: str, run_id: str) -> dict[s
     if run["state"] != END_STATES[dag_id]:
         raise AirflowNotReadyError(f"{dag_id} run {run_id} ended {run['state']}")
     return run
+
+
+def _deferred(deployment: AirflowDeployment, dag_id: str, run_id: str) -> None:
+    """Wait until the run's (only) generate task instance waits in the triggerer."""
+    api = deployment.api
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
+
+    def deferred() -> bool | None:
+        states = [ti["state"] for ti in api.get(path).json()["task_instances"]]
+        if "failed" in states or "success" in states:
+            raise AirflowNotReadyError(f"{dag_id} run {run_id} ended early: {states}")
+        return True if states == ["deferred"] else None
+
+    deployment.wait_for(f"{dag_id} to defer", deferred, timeout=RUN_TIMEOUT, every=0.5)
 
 
 def run_view_url(scenario: UiScenario, dag_id: str) -> str:

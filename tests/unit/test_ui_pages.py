@@ -14,7 +14,7 @@ import pytest
 from rivya_provider.manifest import GenerationManifest, ResultFile
 from rivya_provider.outputs import result_name
 from rivya_provider.ui.airflow_links import dag_url
-from rivya_provider.ui.board import Board, Generation, TaskRow, build_board
+from rivya_provider.ui.board import PUBLISHED_KEY, Board, Generation, TaskRow, build_board
 from rivya_provider.ui.daily import daily_spend
 from rivya_provider.ui.data import (
     DagSpend,
@@ -247,11 +247,14 @@ def reviewed_board() -> Board:
         named("review", 1, "square-tile", operator="HITLOperator", minutes=5),
         named("regenerate", 0, "hero-banner", minutes=10),
         named("review_retake", 0, "hero-banner", operator="HITLOperator", minutes=15),
+        TaskRow("publish", -1, "success", "_PythonDecoratedOperator", started=at(20)),
     ]
     returns = {
         ("review", 0): {"chosen_options": ["Reject"], "params_input": {}},
         ("review", 1): {"chosen_options": ["Approve"], "params_input": {}},
         ("review_retake", 0): {"chosen_options": ["Approve"], "params_input": {}},
+        # The publish step names what it published; a bad entry is ignored, not shown.
+        ("publish", -1): {"summary": "2 assets", PUBLISHED_KEY: ["task_retake", "task_tile", 7]},
     }
     return build_board(run_state="success", tasks=tasks, generations=generations, returns=returns)
 
@@ -282,6 +285,23 @@ def test_marks_name_the_review_task_that_asked() -> None:
     assert 'target="_top"' not in page
     assert page.count("mark mark-approved") == 2
     assert '<span class="mark mark-retake">retake</span>' in page
+
+
+def test_a_generation_a_task_published_is_marked_with_that_task() -> None:
+    board = reviewed_board()
+    published = {
+        c.generation.manifest.generation_id: c.published_by.task_id if c.published_by else None
+        for c in board.cards
+        if c.generation
+    }
+    assert published == {"task_first": None, "task_retake": "publish", "task_tile": "publish"}
+    page = run_page(dag_id="d", run_id="r", board=board)
+    assert (
+        page.count(
+            '<span class="mark mark-published" title="Published by task publish">published</span>'
+        )
+        == 2
+    )
 
 
 def test_an_answer_that_reads_as_neither_is_shown_as_chosen_and_escaped() -> None:

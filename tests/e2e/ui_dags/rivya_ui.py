@@ -5,7 +5,10 @@
 - ``rivya_ui_private``: one generation, for a user the test's auth manager denies this DAG.
 - ``rivya_ui_review``: two named assets (``map_index_template``) reviewed by a person
   (``HITLOperator``; the test answers through the REST API), one rejected and generated again,
-  and a generation that fails (a model nobody offers). Airflow 3.1+ only.
+  and a generation that fails (a model nobody offers); ``publish`` names the approved images
+  (the board marks them published). Airflow 3.1+ only.
+- ``rivya_ui_live``: one deferrable generation the test's emulator keeps processing, so the
+  board shows it in progress.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 from airflow.sdk import DAG, Param
 
 from rivya_provider.operators.generate import RivyaGenerateOperator
+from rivya_provider.ui.board import PUBLISHED_KEY
 
 GALLERY_PROMPTS = [
     "A lighthouse on a cliff at dawn, flat poster colours",
@@ -62,6 +66,20 @@ with DAG(
     RivyaGenerateOperator(
         task_id="generate", prompt=PRIVATE_PROMPT, model_params={"aspectRatio": "16:9"}, **COMMON
     )
+
+LIVE_ASSET = "live-banner"
+with DAG(
+    dag_id="rivya_ui_live",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    params={"output_dir": OUTPUT_PARAM},
+):
+    RivyaGenerateOperator.partial(
+        task_id="generate",
+        map_index_template="{{ task.client_request_id }}",
+        **{**COMMON, "deferrable": True, "generation_timeout": 3600.0},
+    ).expand_kwargs([{"client_request_id": LIVE_ASSET, "prompt": "A banner still being drawn"}])
 
 
 def _hitl_operator() -> Any:
@@ -133,9 +151,24 @@ if HITLOperator is not None:
         regenerate = RivyaGenerateOperator.partial(
             task_id="regenerate", map_index_template=by_name, **REVIEW_COMMON
         ).expand_kwargs(rejected(generate.output, review.output))
-        HITLOperator.partial(
+        review_retake = HITLOperator.partial(
             task_id="review_retake", options=["Approve", "Reject"], map_index_template=subject_name
         ).expand_kwargs(review_forms.override(task_id="retake_forms")(regenerate.output))
+
+        @task
+        def publish(reviewed: list[Any]) -> dict[str, Any]:
+            """Name the approved images as published: the board marks them."""
+            first, decisions, retakes, retake_decisions = (
+                [round_[i] for i in range(len(round_))] for round_ in reviewed
+            )
+            rounds = [
+                *zip(first, decisions, strict=True),
+                *zip(retakes, retake_decisions, strict=True),
+            ]
+            approved = [m["generation_id"] for m, d in rounds if "Approve" in d["chosen_options"]]
+            return {PUBLISHED_KEY: approved}
+
+        publish([generate.output, review.output, regenerate.output, review_retake.output])
         # A generation that fails: a model nobody offers (templated, so the DAG still parses).
         RivyaGenerateOperator(
             task_id="broken",

@@ -338,6 +338,8 @@ def test_test_connection_with_a_wrong_key_names_the_code_and_request(
     assert ok is False
     assert "api_key_invalid" in message
     assert "requestId req_" in message
+    # What to fix, and where: the password of this connection.
+    assert f"the password of the Airflow connection {CONN_ID!r}: set that password" in message
     assert wrong not in message
     assert emulator.counters()["requests"] == {"GET /api/v1/credits": 1}  # 401 is not retried
 
