@@ -205,7 +205,7 @@ def _run_quickstart(deployment: AirflowDeployment, output_dir: Path) -> RunRecor
         if record.dag_run["state"] in {"success", "failed"}:
             break
         if record.sightings and record.sightings[-1].state == "up_for_retry":
-            # The first try failed: report now instead of waiting for the retry (30 s on).
+            # The first try failed: report now instead of waiting for the DAG's retry.
             raise AirflowNotReadyError(f"the first try failed: {record.sightings}")
         if time.monotonic() > deadline:
             raise AirflowNotReadyError(

@@ -47,8 +47,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
     def handle_error(self, request: Any, client_address: Any) -> None:
         # The /slow answer finds its client gone (it timed out): expected, not worth a traceback.
         if not isinstance(sys.exc_info()[1], ConnectionError):
