@@ -54,12 +54,10 @@ docs-serve: $(STAMP)
 
 # The crash scenarios of tests/e2e (marked slow_e2e) take minutes: `make e2e` runs them.
 # Test modules are spread over PYTEST_WORKERS processes, one module per process at a time (a
-# module's servers and Airflow deployment stay in one process), in the order tests/conftest.py
-# collects them: the longest module first. Three processes on 2 cores: the end-to-end modules
-# spend much of their time waiting on Airflow and the emulator, and two left a core idle.
-PYTEST_WORKERS ?= 3
+# module's servers and Airflow deployment stay in one process).
+PYTEST_WORKERS ?= 2
 pytest: $(STAMP)
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow_e2e" $(PYTEST_COV)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow_e2e" $(PYTEST_COV)
 
 # The same run with a line-coverage report of rivya_provider. Not part of `make test`: on Python
 # 3.11 coverage's tracer makes the Airflow-heavy suite about a quarter slower.

@@ -6,7 +6,6 @@ import atexit
 import os
 import shutil
 import tempfile
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,23 +40,6 @@ os.environ.update(
 )
 # A connection left in the environment by the caller must not leak into tests.
 os.environ.pop("AIRFLOW_CONN_RIVYA_DEFAULT", None)
-
-#: The module that takes longest by far (minutes of one xdist worker): collected first, so that
-#: `make pytest` (which turns xdist's own reordering off) starts it at once rather than last,
-#: where it ran alone while the other workers had nothing left.
-LONGEST_MODULE = "tests/e2e/test_production.py"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Order modules as xdist's ``loadfile`` would (most tests first), the longest one ahead."""
-    modules = [item.nodeid.partition("::")[0] for item in items]
-    size = Counter(modules)
-    first_seen = {module: index for index, module in reversed(list(enumerate(modules)))}
-    order = sorted(
-        range(len(items)),
-        key=lambda i: (modules[i] != LONGEST_MODULE, -size[modules[i]], first_seen[modules[i]], i),
-    )
-    items[:] = [items[i] for i in order]
 
 
 @pytest.fixture(autouse=True)
