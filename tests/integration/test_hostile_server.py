@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 
 KEY = "rvya_sk_hostile_canary_7f3a9c"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+#: Seconds one API request of the triggers below may take: their servers would take far longer.
+REQUEST_DEADLINE = 2.0
 
 
 @pytest.fixture
@@ -309,7 +312,11 @@ def hostile_connection(server: HostileServer) -> Iterator[str]:
             "conn_type": "rivya",
             "host": server.base_url,
             "password": KEY,
-            "extra": {"max_attempts": 1, "retry_after_cap": 0.2},
+            "extra": {
+                "max_attempts": 1,
+                "retry_after_cap": 0.2,
+                "request_deadline": REQUEST_DEADLINE,
+            },
         }
     )
     yield conn_id
@@ -318,8 +325,6 @@ def hostile_connection(server: HostileServer) -> Iterator[str]:
 
 def _trigger(connection_id: str, *, deadline_in: float) -> RivyaGenerationTrigger:
     """A trigger polling ``task_1`` every 0.1 s until ``deadline_in`` seconds from now."""
-    import time
-
     from rivya_provider.triggers.generation import RivyaGenerationTrigger
 
     return RivyaGenerationTrigger(
@@ -345,11 +350,15 @@ async def test_the_trigger_caps_retry_after(server: HostileServer, hostile_conne
 async def test_the_trigger_ends_by_its_own_clock_against_a_drip(
     server: HostileServer, hostile_connection: str
 ) -> None:
-    server.script = drip(DRIP_HEAD, every=0.5, limit=60)  # ~40 s for the whole answer
+    # The answer would take ~40 s; the poll ends at the connection's request deadline, and with
+    # the wait's deadline passed by then, the wait ends there: one poll, no second one.
+    server.script = drip(DRIP_HEAD, every=0.5, limit=60)
     trigger = _trigger(hostile_connection, deadline_in=1.0)
+    started = time.monotonic()
     event = await trigger.watch()
     assert event.status == "timeout"
     assert len(server.seen) == 1
+    assert time.monotonic() - started < REQUEST_DEADLINE + 10, "the drip, not our clock, ended it"
 
 
 # --- raw or lossy errors -----------------------------------------------------------------------

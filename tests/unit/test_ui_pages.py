@@ -446,8 +446,17 @@ def test_a_changed_copy_is_not_read(tmp_path: Path) -> None:
     ],
 )
 def test_a_copy_that_does_not_match_its_entry_is_not_read(
-    tmp_path: Path, overrides: dict[str, Any]
+    tmp_path: Path, overrides: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The s3:// entry is opened for real: boto is pointed at a closed port of this machine, with
+    # credentials of its own, instead of looking for them and for AWS on the network.
+    for name, value in {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
     parsed = one(copied(tmp_path, **overrides)).manifest
     assert read_result(parsed, file_index=0) is None
 
